@@ -1,0 +1,209 @@
+"""The :class:`Topology` dataclass: which hardware qubit carries which RBM unit.
+
+A topology places an RBM with ``n_visible`` visible and ``n_hidden`` hidden
+units on a graph of physical qubits and couplers:
+
+- visible unit ``i`` lives on qubit ``visible[i]``, hidden unit ``j`` on
+  qubit ``hidden[j]``;
+- ``mask`` is a ``torch.bool`` tensor of shape ``(n_hidden, n_visible)``
+  (the layout of ``RBM.W``) with ``mask[j, i]`` True iff the graph has the
+  coupler ``(hidden[j], visible[i])``.
+
+The RBM is bipartite, so ``graph`` only ever holds visible-hidden edges: a
+hardware coupler joining two visible or two hidden qubits is not part of the
+model and is dropped by :meth:`Topology.from_graph`.
+
+``physamp.ising.rbm_to_bqm(rbm, labels=topology)`` reads ``.visible`` and
+``.hidden`` to label the BQM variables with qubits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+
+__all__ = ["Topology", "check_size"]
+
+
+def check_size(name: str, value: Any, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` or raise ``ValueError`` (bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer; got {value!r} of type {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return int(value)
+
+
+def mask_from_graph(
+    graph: nx.Graph, visible: Sequence[Hashable], hidden: Sequence[Hashable]
+) -> torch.Tensor:
+    """``(n_hidden, n_visible)`` bool mask: True where ``graph`` has edge (hidden[j], visible[i]).
+
+    Edges between two visible or two hidden qubits, and edges touching a qubit
+    that carries no unit, are ignored.
+    """
+    vis_index = {q: i for i, q in enumerate(visible)}
+    hid_index = {q: j for j, q in enumerate(hidden)}
+    rows, cols = [], []
+    for a, b in graph.edges():
+        if a in hid_index and b in vis_index:
+            rows.append(hid_index[a])
+            cols.append(vis_index[b])
+        elif b in hid_index and a in vis_index:
+            rows.append(hid_index[b])
+            cols.append(vis_index[a])
+    mask = torch.zeros(len(hidden), len(visible), dtype=torch.bool)
+    if rows:
+        mask[torch.tensor(rows), torch.tensor(cols)] = True
+    return mask
+
+
+@dataclass(eq=False)
+class Topology:
+    """An RBM placed on hardware qubits.
+
+    Attributes:
+        graph: ``networkx.Graph`` of the qubits and couplers used; only
+            visible-hidden edges (the RBM is bipartite). ``graph.graph`` keeps
+            the generator's metadata (``family``, ``rows``, ...) for drawing.
+        visible: qubit label of each visible unit, in unit order (length ``n_visible``).
+        hidden: qubit label of each hidden unit, in unit order (length ``n_hidden``).
+        mask: ``(n_hidden, n_visible)`` bool tensor, ``mask[j, i]`` iff the
+            coupler ``(hidden[j], visible[i])`` is in ``graph``.
+        name: short description, e.g. ``"chimera(14,14,4)"``.
+        info: free-form facts (fraction of hardware couplers kept, mapping, ...).
+
+    Build one with :meth:`from_graph` (mask derived from the graph) or
+    :meth:`from_mask` (graph derived from the mask) rather than by hand.
+    """
+
+    graph: nx.Graph
+    visible: list
+    hidden: list
+    mask: torch.Tensor
+    name: str = "topology"
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.visible = list(self.visible)
+        self.hidden = list(self.hidden)
+        units = self.visible + self.hidden
+        if len(set(units)) != len(units):
+            raise ValueError("qubit labels must be distinct: two units cannot share a qubit")
+        if not isinstance(self.mask, torch.Tensor) or self.mask.dtype != torch.bool:
+            raise ValueError("mask must be a torch.bool tensor of shape (n_hidden, n_visible)")
+        if tuple(self.mask.shape) != (len(self.hidden), len(self.visible)):
+            raise ValueError(
+                f"mask has shape {tuple(self.mask.shape)}; expected (n_hidden, n_visible) = "
+                f"({len(self.hidden)}, {len(self.visible)})"
+            )
+        if self.graph.number_of_edges() != self.num_connections:
+            raise ValueError(
+                f"graph has {self.graph.number_of_edges()} edges but the mask has "
+                f"{self.num_connections} connections; build with Topology.from_graph, which "
+                "drops visible-visible and hidden-hidden edges"
+            )
+
+    # constructors ---------------------------------------------------------------------
+    @classmethod
+    def from_graph(
+        cls,
+        graph: nx.Graph,
+        visible: Sequence[Hashable],
+        hidden: Sequence[Hashable],
+        name: str = "topology",
+        info: dict | None = None,
+    ) -> Topology:
+        """Topology on ``graph``, keeping only its visible-hidden edges.
+
+        Nodes of ``graph`` that carry no unit are dropped; ``graph`` itself is not modified.
+        """
+        visible, hidden = list(visible), list(hidden)
+        mask = mask_from_graph(graph, visible, hidden)
+        kept = nx.Graph()
+        kept.graph.update(graph.graph)
+        kept.add_nodes_from((q, graph.nodes[q]) for q in visible + hidden if q in graph)
+        j_idx, i_idx = torch.nonzero(mask, as_tuple=True)
+        kept.add_edges_from(
+            (hidden[j], visible[i]) for j, i in zip(j_idx.tolist(), i_idx.tolist(), strict=True)
+        )
+        return cls(kept, visible, hidden, mask, name, dict(info or {}))
+
+    @classmethod
+    def from_mask(
+        cls,
+        mask: torch.Tensor,
+        visible: Sequence[Hashable] | None = None,
+        hidden: Sequence[Hashable] | None = None,
+        name: str = "topology",
+        info: dict | None = None,
+    ) -> Topology:
+        """Topology whose graph is read off a ``(n_hidden, n_visible)`` bool ``mask``.
+
+        Default labels follow :func:`physamp.ising.default_labels`: visible unit
+        ``i`` is ``i``, hidden unit ``j`` is ``n_visible + j``.
+        """
+        mask = torch.as_tensor(mask).to(torch.bool).cpu()
+        if mask.dim() != 2:
+            raise ValueError(
+                f"mask must be 2-D (n_hidden, n_visible); got shape {tuple(mask.shape)}"
+            )
+        nh, nv = mask.shape
+        visible = list(range(nv)) if visible is None else list(visible)
+        hidden = list(range(nv, nv + nh)) if hidden is None else list(hidden)
+        if len(visible) != nv or len(hidden) != nh:
+            raise ValueError(
+                f"mask of shape ({nh}, {nv}) needs {nv} visible and {nh} hidden labels; "
+                f"got {len(visible)} and {len(hidden)}"
+            )
+        graph = nx.Graph()
+        graph.add_nodes_from(visible + hidden)
+        j_idx, i_idx = np.nonzero(mask.numpy())
+        graph.add_edges_from(
+            zip([hidden[j] for j in j_idx], [visible[i] for i in i_idx], strict=True)
+        )
+        return cls(graph, visible, hidden, mask.clone(), name, dict(info or {}))
+
+    # views ------------------------------------------------------------------------------
+    @property
+    def n_visible(self) -> int:
+        return len(self.visible)
+
+    @property
+    def n_hidden(self) -> int:
+        return len(self.hidden)
+
+    @property
+    def num_connections(self) -> int:
+        """Number of visible-hidden connections (True entries of ``mask``)."""
+        return int(self.mask.sum())
+
+    @property
+    def fraction_removed(self) -> float:
+        """Fraction of a dense ``n_hidden × n_visible`` RBM's connections absent here."""
+        total = self.n_visible * self.n_hidden
+        return 1.0 - self.num_connections / total if total else 0.0
+
+    def labels(self) -> list:
+        """Qubit labels of all units, visible first: ``visible + hidden``."""
+        return self.visible + self.hidden
+
+    def restrict_to(self, nodelist, edgelist=None):
+        """Intersect with a solver's working graph; see :func:`intersect_with_solver`.
+
+        Returns ``(Topology, IntersectionReport)``.
+        """
+        from physamp.topology.hardware import intersect_with_solver
+
+        return intersect_with_solver(self, nodelist, edgelist)
+
+    def __repr__(self) -> str:
+        return (
+            f"Topology(name={self.name!r}, n_visible={self.n_visible}, n_hidden={self.n_hidden}, "
+            f"num_connections={self.num_connections})"
+        )

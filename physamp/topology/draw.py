@@ -1,0 +1,81 @@
+"""Draw a topology: visible and hidden qubits in two colours.
+
+Chimera, Pegasus and Zephyr topologies are placed with the ``dwave.graphs``
+hardware layouts (``chimera_layout``, ``pegasus_layout``, ``zephyr_layout``,
+the ones behind ``draw_chimera`` & co.); anything else (dense or random
+masks) with ``networkx.bipartite_layout``. matplotlib is imported only when
+drawing, and nothing here selects a GUI backend, so it works headless (Agg).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from physamp.topology.base import Topology
+
+__all__ = ["VISIBLE_COLOUR", "HIDDEN_COLOUR", "draw_topology", "topology_layout"]
+
+VISIBLE_COLOUR = "tab:blue"
+HIDDEN_COLOUR = "tab:orange"
+
+
+def topology_layout(topology: Topology) -> dict:
+    """Positions ``{qubit: (x, y)}`` for every qubit in ``topology.graph``."""
+    import dwave.graphs as dg
+
+    graph = topology.graph
+    family = graph.graph.get("family")
+    layouts = {
+        "chimera": dg.chimera_layout,
+        "pegasus": dg.pegasus_layout,
+        "zephyr": dg.zephyr_layout,
+    }
+    if family in layouts and graph.graph.get("labels") == "int":
+        return layouts[family](graph)
+    visible = [q for q in topology.visible if q in graph]
+    return nx.bipartite_layout(graph, visible)
+
+
+def draw_topology(
+    topology: Topology,
+    ax: Any = None,
+    *,
+    node_size: float | None = None,
+    edge_alpha: float = 0.4,
+    title: str | None = None,
+) -> Any:
+    """Draw ``topology`` on matplotlib axes ``ax`` (a new figure if None) and return the axes.
+
+    Visible qubits are drawn in :data:`VISIBLE_COLOUR`, hidden ones in
+    :data:`HIDDEN_COLOUR`; edges are the RBM's connections.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 6))
+    graph = topology.graph
+    pos = topology_layout(topology)
+    n = max(graph.number_of_nodes(), 1)
+    size = node_size if node_size is not None else max(2.0, min(60.0, 6000.0 / n))
+    hidden_set = set(topology.hidden)
+    nodes = list(graph.nodes)
+    colours = [HIDDEN_COLOUR if q in hidden_set else VISIBLE_COLOUR for q in nodes]
+    nx.draw_networkx_edges(graph, pos, ax=ax, alpha=edge_alpha, width=0.5)
+    nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_color=colours, node_size=size, ax=ax)
+    handles = [
+        Line2D(
+            [], [], marker="o", ls="", color=VISIBLE_COLOUR, label=f"visible ({topology.n_visible})"
+        ),
+        Line2D(
+            [], [], marker="o", ls="", color=HIDDEN_COLOUR, label=f"hidden ({topology.n_hidden})"
+        ),
+    ]
+    ax.legend(handles=handles, loc="upper right", fontsize="small")
+    ax.set_title(
+        title if title is not None else f"{topology.name}: {topology.num_connections} connections"
+    )
+    ax.set_axis_off()
+    return ax
