@@ -139,6 +139,10 @@ def as_params(model) -> RBMParams:
     )
 
 
+def _reapply_mask_post_hook(module, incompatible_keys) -> None:
+    module.apply_constraints_()
+
+
 class RBM(nn.Module):
     """Bernoulli-Bernoulli RBM, ``p(v, h) ∝ exp(-E(v, h))`` with Eq. 1.32's energy.
 
@@ -177,7 +181,7 @@ class RBM(nn.Module):
         if mask is not None:
             self.set_mask(mask)
         self._register_load_state_dict_pre_hook(self._load_mask_pre_hook)
-        self.register_load_state_dict_post_hook(lambda module, keys: module.apply_constraints_())
+        self.register_load_state_dict_post_hook(_reapply_mask_post_hook)
 
     # --- shape and mask ---------------------------------------------------------------
     @property

@@ -1,0 +1,61 @@
+"""Shared helpers: small random RBMs, their exact joint distribution, TV distance."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import physamp
+
+
+def random_rbm(n_visible: int, n_hidden: int, seed: int, scale: float = 1.0, mask=None):
+    g = torch.Generator().manual_seed(seed)
+    rbm = physamp.RBM(n_visible, n_hidden, mask=mask)
+    with torch.no_grad():
+        rbm.W.copy_(torch.randn(n_hidden, n_visible, generator=g) * scale)
+        rbm.b.copy_(torch.randn(n_visible, generator=g) * scale * 0.5)
+        rbm.c.copy_(torch.randn(n_hidden, generator=g) * scale * 0.5)
+    rbm.apply_constraints_()
+    return rbm
+
+
+def all_states(n: int) -> np.ndarray:
+    return np.array(list(itertools.product([0, 1], repeat=n)), dtype=np.float64)
+
+
+def exact_joint(W, b, c) -> np.ndarray:
+    """p(v, h) over all states, indexed by state_index(v, h); computed independently in numpy."""
+    W, b, c = (np.asarray(x.detach() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+               for x in (W, b, c))
+    nh, nv = W.shape
+    V, H = all_states(nv), all_states(nh)
+    E = -(V @ b)[:, None] - (H @ c)[None, :] - V @ W.T @ H.T  # (2^nv, 2^nh)
+    logp = -E - np.logaddexp.reduce(-E.ravel())
+    return np.exp(logp).ravel()  # index = iv * 2^nh + ih
+
+
+def state_index(v: torch.Tensor, h: torch.Tensor) -> np.ndarray:
+    v = v.detach().cpu().numpy().astype(np.int64)
+    h = h.detach().cpu().numpy().astype(np.int64)
+    nv, nh = v.shape[1], h.shape[1]
+    iv = v @ (1 << np.arange(nv - 1, -1, -1))
+    ih = h @ (1 << np.arange(nh - 1, -1, -1))
+    return iv * (1 << nh) + ih
+
+
+def tv_distance(samples, p: np.ndarray) -> float:
+    counts = np.bincount(state_index(samples.v, samples.h), minlength=p.size)
+    return 0.5 * float(np.abs(counts / counts.sum() - p).sum())
+
+
+def expected_tv(p: np.ndarray, n: int) -> float:
+    """Approximate E[TV] of an n-sample empirical distribution of p (normal approximation)."""
+    return 0.5 * float(np.sum(np.sqrt(2 * p * (1 - p) / (np.pi * n))))
+
+
+@pytest.fixture
+def small_rbm():
+    return random_rbm(4, 3, seed=0, scale=1.0)
