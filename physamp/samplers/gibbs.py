@@ -13,11 +13,18 @@ mask keeps a small fraction of them -- the 784×784 Chimera RBM has 4,592 of
 
 On a CPU the Bernoulli draws, not the products, bound a sweep. With
 ``rng="int16"`` (the default) one 64-bit random word gives four 16-bit
-thresholds: ``x = 1`` iff ``r < 65536·σ(β a) - 32768`` for ``r`` uniform on
-``{-32768, ..., 32767}``, which has probability ``σ(β a)`` up to ``2^-16``
-(probabilities are quantised to multiples of ``1/65536``, i.e. an absolute error
-below 1.6e-5 per unit and sweep). ``rng="uniform"`` draws a float uniform per
-unit (``u < σ(β a)``, float32 resolution) and is ~2x slower on CPU.
+integers ``r`` uniform on ``{-32768, ..., 32767}``, and ``x = 1`` iff
+``σ(β a) - r/65536 > 1/2``, which has probability ``σ(β a)`` up to ``2^-16``:
+probabilities are quantised to multiples of ``1/65536`` (absolute error below
+1.6e-5 per unit and sweep), in exchange for a sweep that costs about one
+random 64-bit word per four units. On the CPU the words come from numpy's
+SFC64 generator (about 3.5x faster than torch's Mersenne twister here); on
+CUDA/MPS from torch's device generator. ``rng="uniform"`` draws one float32
+uniform per unit from torch (``u < σ(β a)``) and is slower.
+
+The whole half-sweep is ``addmm`` then three in-place elementwise passes
+(``sigmoid_``, ``sub_``, ``gt_``) on one buffer, so it allocates nothing but
+the product.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 
 import warnings
 
+import numpy as np
 import torch
 
 from physamp.models.rbm import RBMParams
@@ -34,6 +42,18 @@ from physamp.samplers.base import Chains, Sampler
 __all__ = ["GibbsSampler", "GibbsKernel"]
 
 _RNG_MODES = ("int16", "uniform")
+
+
+def _sfc64_state_to_tensor(state: dict) -> torch.Tensor:
+    """SFC64 state (four uint64 words, a buffer flag and word) as an int64 tensor for checkpoints."""
+    words = [int(x) for x in state["state"]["state"]] + [int(state["has_uint32"]), int(state["uinteger"])]
+    return torch.tensor(np.array(words, dtype=np.uint64).view(np.int64))
+
+
+def _sfc64_state_from_tensor(t: torch.Tensor) -> dict:
+    w = t.cpu().numpy().astype(np.int64).view(np.uint64)
+    return {"bit_generator": "SFC64", "state": {"state": w[:4].copy()},
+            "has_uint32": int(w[4]), "uinteger": int(w[5])}
 
 
 class GibbsKernel:
@@ -75,26 +95,30 @@ class GibbsKernel:
         # biases as (units, 1) or per-chain (units, N) columns
         self.b = (params.b * scale).t().contiguous() if params.b.dim() == 2 else (params.b * scale)[:, None]
         self.c = (params.c * scale).t().contiguous() if params.c.dim() == 2 else (params.c * scale)[:, None]
-        if self.b.shape[1] == 1:
-            self.b = self.b.expand(self.nv, num_chains).contiguous()
-        if self.c.shape[1] == 1:
-            self.c = self.c.expand(self.nh, num_chains).contiguous()
         dev, dt = params.W.device, params.W.dtype
-        self.words = torch.empty(((max(self.nv, self.nh) * num_chains + 3) // 4,), dtype=torch.int64, device=dev)
+        self.words: torch.Tensor | None = None  # buffer for torch-generated words
         self.dtype, self.device = dt, dev
 
-    def _bernoulli(self, a: torch.Tensor, generator) -> torch.Tensor:
-        """{0,1} draws with P(1) = σ(β·logit) from pre-scaled activations ``a`` (in place)."""
-        if self.rng == "int16":
-            n = a.numel()
-            words = self.words[: (n + 3) // 4]
+    def _random_int16(self, n: int, generator) -> torch.Tensor:
+        """``n`` uniform int16 values, four per 64-bit random word."""
+        num_words = (n + 3) // 4
+        if isinstance(generator, np.random.Generator):
+            words = torch.from_numpy(generator.bit_generator.random_raw(num_words).view(np.int64))
+        else:
+            if self.words is None or self.words.numel() < num_words:
+                self.words = torch.empty(num_words, dtype=torch.int64, device=self.device)
+            words = self.words[:num_words]
             words.random_(-(2**63), 2**63 - 1, generator=generator)
-            r = words.view(torch.int16)[:n].view(a.shape)
-            a.sigmoid_().mul_(65536.0).sub_(32768.0)
-            return torch.lt(r, a).view(torch.uint8).to(self.dtype)
-        a.sigmoid_()
-        u = torch.rand(a.shape, generator=generator, device=a.device, dtype=a.dtype)
-        return torch.lt(u, a).view(torch.uint8).to(self.dtype)
+        return words.view(torch.int16)[:n]
+
+    def _bernoulli(self, a: torch.Tensor, generator) -> torch.Tensor:
+        """{0,1} draws with P(1) = σ(a) from pre-scaled activations ``a``, in place in ``a``."""
+        if self.rng == "int16":
+            r = self._random_int16(a.numel(), generator).view(a.shape)
+            return a.sigmoid_().sub_(r, alpha=1.0 / 65536).gt_(0.5)
+        g = generator if isinstance(generator, torch.Generator) else None
+        u = torch.rand(a.shape, generator=g, device=a.device, dtype=a.dtype)
+        return a.sigmoid_().sub_(u).gt_(0.0)
 
     def hidden_given_visible(self, vT: torch.Tensor, generator) -> torch.Tensor:
         return self._bernoulli(torch.addmm(self.c, self.W_hv, vT), generator)
@@ -147,9 +171,31 @@ class GibbsSampler(Sampler):
         if sparse not in ("auto", True, False):
             raise ValueError(f"sparse must be 'auto', True or False, got {sparse!r}")
         self.steps, self.beta, self.rng, self.sparse, self.init = steps, float(beta), rng, sparse, init
+        self._np_rng: np.random.Generator | None = None
 
     def _repr_options(self) -> dict[str, Any]:
         return {"steps": self.steps, "persistent": self.persistent, "beta": self.beta, "rng": self.rng}
+
+    def word_generator(self, device: torch.device):
+        """Source of random words: numpy SFC64 on the CPU, the torch generator elsewhere."""
+        if device.type != "cpu" or self.rng != "int16":
+            return self.generator(device)
+        if self._np_rng is None:
+            seed = self.seed if self.seed is not None else None
+            self._np_rng = np.random.Generator(np.random.SFC64(seed))
+        return self._np_rng
+
+    def state_dict(self) -> dict[str, Any]:
+        sd = super().state_dict()
+        if self._np_rng is not None:
+            sd["sfc64_state"] = _sfc64_state_to_tensor(self._np_rng.bit_generator.state)
+        return sd
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        super().load_state_dict(sd)
+        if "sfc64_state" in sd:
+            self._np_rng = np.random.Generator(np.random.SFC64())
+            self._np_rng.bit_generator.state = _sfc64_state_from_tensor(sd["sfc64_state"])
 
     def kernel(self, params: RBMParams, num_chains: int, beta: float | None = None) -> GibbsKernel:
         return GibbsKernel(params, num_chains, beta=self.beta if beta is None else beta,
@@ -169,7 +215,7 @@ class GibbsSampler(Sampler):
         beta = float(opts.get("beta", self.beta))
         kernel = self.kernel(params, num_samples, beta)
         vT = initial.v.t().contiguous() if initial is not None else self.initial_visible(params, num_samples)
-        vT, hT = kernel.run(vT, steps, self.generator(params.device))
+        vT, hT = kernel.run(vT, steps, self.word_generator(params.device))
         info = {"steps": steps, "beta": beta, "sparse": kernel.sparse, "rng": self.rng,
                 "continued": initial is not None}
         return vT.t().contiguous(), hT.t().contiguous(), info
