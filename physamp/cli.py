@@ -1,8 +1,8 @@
 """The ``physamp`` command line.
 
-    physamp samplers                      list the backends and their options
-    physamp check-sampler NAME [-o k=v]   sample a small random RBM, compare with the exact distribution
-    physamp topology chimera 14           summarise an RBM topology (--draw FILE.png to plot it)
+physamp samplers                      list the backends and their options
+physamp check-sampler NAME [-o k=v]   sample a small random RBM, compare with the exact distribution
+physamp topology chimera 14           summarise an RBM topology (--draw FILE.png to plot it)
 """
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ def cmd_check_sampler(args) -> int:
     q = np.bincount(idx, minlength=p.size) / len(idx)
     tv = 0.5 * np.abs(q - p).sum()
     noise = 0.5 * np.sum(np.sqrt(2 * p * (1 - p) / (np.pi * args.samples)))
-    print(f"total-variation distance to the exact distribution: {tv:.4f} "
-          f"(sampling noise alone gives about {noise:.4f}); {s.info['time_s']:.2f} s")
+    print(
+        f"total-variation distance to the exact distribution: {tv:.4f} "
+        f"(sampling noise alone gives about {noise:.4f}); {s.info['time_s']:.2f} s"
+    )
     return 0 if tv < max(3 * noise, 0.02) else 1
 
 
@@ -90,9 +92,11 @@ def cmd_topology(args) -> int:
     else:
         raise SystemExit(f"error: unknown topology {kind!r}; choose chimera, pegasus or zephyr")
     dense = topo.n_visible * topo.n_hidden
-    print(f"{topo.name}: {topo.n_visible} visible x {topo.n_hidden} hidden units, "
-          f"{topo.num_connections} connections ({100 * (1 - topo.num_connections / dense):.2f} % of a "
-          f"dense RBM's {dense} removed)")
+    print(
+        f"{topo.name}: {topo.n_visible} visible x {topo.n_hidden} hidden units, "
+        f"{topo.num_connections} connections ({100 * (1 - topo.num_connections / dense):.2f} % of a "
+        f"dense RBM's {dense} removed)"
+    )
     for k, v in topo.info.items():
         print(f"  {k}: {v}")
     if args.draw:
@@ -111,7 +115,9 @@ def cmd_topology(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from physamp import __version__
 
-    p = argparse.ArgumentParser(prog="physamp", description="Physical samplers and the models trained with them.")
+    p = argparse.ArgumentParser(
+        prog="physamp", description="Physical samplers and the models trained with them."
+    )
     p.add_argument("--version", action="version", version=f"physamp {__version__}")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     sub = p.add_subparsers(dest="command", required=True)

@@ -28,8 +28,9 @@ def all_states(n: int) -> np.ndarray:
 
 def exact_joint(W, b, c) -> np.ndarray:
     """p(v, h) over all states, indexed by state_index(v, h); computed independently in numpy."""
-    W, b, c = (np.asarray(x.detach() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-               for x in (W, b, c))
+    W, b, c = (
+        np.asarray(x.detach() if isinstance(x, torch.Tensor) else x, dtype=np.float64) for x in (W, b, c)
+    )
     nh, nv = W.shape
     V, H = all_states(nv), all_states(nh)
     E = -(V @ b)[:, None] - (H @ c)[None, :] - V @ W.T @ H.T  # (2^nv, 2^nh)

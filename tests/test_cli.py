@@ -10,7 +10,8 @@ def test_import_is_light():
     code = (
         "import sys, physamp; rbm = physamp.RBM(3, 2); from physamp.samplers import make_sampler; "
         "make_sampler('gibbs', steps=1).sample(rbm, 2); "
-        "heavy = [m for m in ('dimod', 'dwave.system', 'dwave.samplers', 'dwave.cloud') if m in sys.modules]; "
+        "mods = ('dimod', 'dwave.system', 'dwave.samplers', 'dwave.cloud'); "
+        "heavy = [m for m in mods if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -19,7 +20,11 @@ def test_import_is_light():
 
 def test_parse_options():
     assert parse_options(["steps=100", "child=neal", "beta=0.5", "sparse=True"]) == {
-        "steps": 100, "child": "neal", "beta": 0.5, "sparse": True}
+        "steps": 100,
+        "child": "neal",
+        "beta": 0.5,
+        "sparse": True,
+    }
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         parse_options(["steps"])
 

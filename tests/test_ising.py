@@ -27,8 +27,7 @@ def ising_joint(ising: IsingRBM) -> np.ndarray:
 
 
 @settings(max_examples=25, deadline=None)
-@given(nv=st.integers(1, 5), nh=st.integers(1, 4), seed=st.integers(0, 10_000),
-       scale=st.floats(0.1, 3.0))
+@given(nv=st.integers(1, 5), nh=st.integers(1, 4), seed=st.integers(0, 10_000), scale=st.floats(0.1, 3.0))
 def test_eq_3_1_same_distribution(nv, nh, seed, scale):
     rbm = random_rbm(nv, nh, seed, scale)
     ising = rbm_to_ising(rbm)

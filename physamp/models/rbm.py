@@ -94,8 +94,7 @@ class RBMParams:
             )
         if self.b.dim() == 2 and self.c.dim() == 2 and self.b.shape[0] != self.c.shape[0]:
             raise ValueError(
-                f"batched biases disagree on the batch size: b {tuple(self.b.shape)}, "
-                f"c {tuple(self.c.shape)}"
+                f"batched biases disagree on the batch size: b {tuple(self.b.shape)}, c {tuple(self.c.shape)}"
             )
         if self.mask is not None and tuple(self.mask.shape) != (nh, nv):
             raise ValueError(f"mask has shape {tuple(self.mask.shape)}; expected ({nh}, {nv})")

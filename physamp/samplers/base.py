@@ -230,8 +230,7 @@ class Sampler(abc.ABC):
         if unknown:
             valid = ", ".join(sorted(self.parameters)) or "(none)"
             raise UnknownOptionError(
-                f"{self.name!r} sampler got unknown option(s) {unknown}; its per-call options "
-                f"are: {valid}"
+                f"{self.name!r} sampler got unknown option(s) {unknown}; its per-call options are: {valid}"
             )
 
     def sample(

@@ -95,8 +95,9 @@ class ExactSampler(Sampler):
     def log_z(self, rbm, beta: float | None = None) -> float:
         from physamp.models.rbm import as_params
 
-        return exact_log_z(as_params(rbm).validate(), beta=self.beta if beta is None else beta,
-                           max_bits=self.max_bits)
+        return exact_log_z(
+            as_params(rbm).validate(), beta=self.beta if beta is None else beta, max_bits=self.max_bits
+        )
 
     def _sample(self, params: RBMParams, num_samples: int, initial, **opts) -> tuple[Any, Any, dict]:
         beta = float(opts.get("beta", self.beta))
@@ -107,11 +108,14 @@ class ExactSampler(Sampler):
         total = 1 << k
         block = 1 << min(k, _BLOCK_BITS)
         if not params.batched:
-            logp = torch.cat([
-                small_layer_log_marginal(
-                    p64, enumerate_states(s, min(s + block, total), k, device=dev), hidden_small, beta)
-                for s in range(0, total, block)
-            ])
+            logp = torch.cat(
+                [
+                    small_layer_log_marginal(
+                        p64, enumerate_states(s, min(s + block, total), k, device=dev), hidden_small, beta
+                    )
+                    for s in range(0, total, block)
+                ]
+            )
             log_z = torch.logsumexp(logp, 0)
             cdf = torch.cumsum(torch.exp(logp - log_z), 0)
             u = torch.rand(num_samples, generator=g, device=dev, dtype=torch.float64) * cdf[-1]
@@ -137,7 +141,8 @@ class ExactSampler(Sampler):
             logits = p64.visible_logits(small, beta)
         else:
             logits = p64.hidden_logits(small, beta)
-        other = (torch.rand(logits.shape, generator=g, device=dev, dtype=torch.float64)
-                 < torch.sigmoid(logits)).to(torch.float64)
+        other = (
+            torch.rand(logits.shape, generator=g, device=dev, dtype=torch.float64) < torch.sigmoid(logits)
+        ).to(torch.float64)
         v, h = (other, small) if hidden_small else (small, other)
         return v, h, info

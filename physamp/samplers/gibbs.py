@@ -29,9 +29,8 @@ the product.
 
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +51,12 @@ def _sfc64_state_to_tensor(state: dict) -> torch.Tensor:
 
 def _sfc64_state_from_tensor(t: torch.Tensor) -> dict:
     w = t.cpu().numpy().astype(np.int64).view(np.uint64)
-    return {"bit_generator": "SFC64", "state": {"state": w[:4].copy()},
-            "has_uint32": int(w[4]), "uinteger": int(w[5])}
+    return {
+        "bit_generator": "SFC64",
+        "state": {"state": w[:4].copy()},
+        "has_uint32": int(w[4]),
+        "uinteger": int(w[5]),
+    }
 
 
 class GibbsKernel:
@@ -63,8 +66,16 @@ class GibbsKernel:
     (possibly sparse) weight matrices and biases scaled by β.
     """
 
-    def __init__(self, params: RBMParams, num_chains: int, *, beta: float = 1.0,
-                 rng: str = "int16", sparse: bool | str = "auto", sparse_threshold: float = 0.1):
+    def __init__(
+        self,
+        params: RBMParams,
+        num_chains: int,
+        *,
+        beta: float = 1.0,
+        rng: str = "int16",
+        sparse: bool | str = "auto",
+        sparse_threshold: float = 0.1,
+    ):
         if rng not in _RNG_MODES:
             raise ValueError(f"rng must be one of {_RNG_MODES}, got {rng!r}")
         self.rng = rng
@@ -74,8 +85,11 @@ class GibbsKernel:
         W = params.W * scale
         use_sparse = sparse is True
         if sparse == "auto":
-            use_sparse = (params.mask is not None and params.W.device.type == "cpu"
-                          and float(params.mask.float().mean()) < sparse_threshold)
+            use_sparse = (
+                params.mask is not None
+                and params.W.device.type == "cpu"
+                and float(params.mask.float().mean()) < sparse_threshold
+            )
         self.sparse = bool(use_sparse)
         if self.sparse:
             if params.mask is None:
@@ -85,10 +99,16 @@ class GibbsKernel:
             vals = W[rows, cols]
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             warnings.filterwarnings("ignore", message="Sparse invariant checks")
-            self.W_hv = torch.sparse_coo_tensor(
-                torch.stack([rows, cols]), vals, (self.nh, self.nv)).coalesce().to_sparse_csr()
-            self.W_vh = torch.sparse_coo_tensor(
-                torch.stack([cols, rows]), vals, (self.nv, self.nh)).coalesce().to_sparse_csr()
+            self.W_hv = (
+                torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (self.nh, self.nv))
+                .coalesce()
+                .to_sparse_csr()
+            )
+            self.W_vh = (
+                torch.sparse_coo_tensor(torch.stack([cols, rows]), vals, (self.nv, self.nh))
+                .coalesce()
+                .to_sparse_csr()
+            )
         else:
             self.W_hv = W.contiguous()
             self.W_vh = W.t().contiguous()
@@ -158,9 +178,17 @@ class GibbsSampler(Sampler):
     }
     uses_chains = True
 
-    def __init__(self, steps: int = 1000, *, persistent: bool = False, beta: float = 1.0,
-                 rng: str = "int16", sparse: bool | str = "auto", init: str = "random",
-                 seed: int | None = None):
+    def __init__(
+        self,
+        steps: int = 1000,
+        *,
+        persistent: bool = False,
+        beta: float = 1.0,
+        rng: str = "int16",
+        sparse: bool | str = "auto",
+        init: str = "random",
+        seed: int | None = None,
+    ):
         super().__init__(seed=seed, persistent=persistent)
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive int, got {steps!r}")
@@ -198,14 +226,17 @@ class GibbsSampler(Sampler):
             self._np_rng.bit_generator.state = _sfc64_state_from_tensor(sd["sfc64_state"])
 
     def kernel(self, params: RBMParams, num_chains: int, beta: float | None = None) -> GibbsKernel:
-        return GibbsKernel(params, num_chains, beta=self.beta if beta is None else beta,
-                           rng=self.rng, sparse=self.sparse)
+        return GibbsKernel(
+            params, num_chains, beta=self.beta if beta is None else beta, rng=self.rng, sparse=self.sparse
+        )
 
     def initial_visible(self, params: RBMParams, num_samples: int) -> torch.Tensor:
         g = self.generator(params.device)
         if self.init == "zeros":
             return torch.zeros(params.n_visible, num_samples, device=params.device, dtype=params.dtype)
-        return (torch.rand(params.n_visible, num_samples, generator=g, device=params.device) < 0.5).to(params.dtype)
+        return (torch.rand(params.n_visible, num_samples, generator=g, device=params.device) < 0.5).to(
+            params.dtype
+        )
 
     @torch.no_grad()
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
@@ -216,6 +247,11 @@ class GibbsSampler(Sampler):
         kernel = self.kernel(params, num_samples, beta)
         vT = initial.v.t().contiguous() if initial is not None else self.initial_visible(params, num_samples)
         vT, hT = kernel.run(vT, steps, self.word_generator(params.device))
-        info = {"steps": steps, "beta": beta, "sparse": kernel.sparse, "rng": self.rng,
-                "continued": initial is not None}
+        info = {
+            "steps": steps,
+            "beta": beta,
+            "sparse": kernel.sparse,
+            "rng": self.rng,
+            "continued": initial is not None,
+        }
         return vT.t().contiguous(), hT.t().contiguous(), info

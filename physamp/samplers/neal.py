@@ -34,7 +34,7 @@ def sampleset_to_array(sampleset, labels) -> np.ndarray:
     variables = sampleset.variables
     record = sampleset.record.sample
     labels = list(labels)
-    if len(variables) == len(labels) and all(a == b for a, b in zip(variables, labels)):
+    if len(variables) == len(labels) and all(a == b for a, b in zip(variables, labels, strict=True)):
         return record
     index = [variables.index(v) for v in labels]
     return record[:, index]
@@ -59,9 +59,18 @@ class NealSampler(Sampler):
     parameters = {"num_sweeps": "sweeps in this call", "beta": "inverse temperature"}
     uses_chains = True
 
-    def __init__(self, num_sweeps: int = 1000, *, beta: float = 1.0, schedule: str = "fixed",
-                 beta_start: float = 0.01, persistent: bool = False, randomize_order: bool = True,
-                 acceptance: str = "Gibbs", seed: int | None = None):
+    def __init__(
+        self,
+        num_sweeps: int = 1000,
+        *,
+        beta: float = 1.0,
+        schedule: str = "fixed",
+        beta_start: float = 0.01,
+        persistent: bool = False,
+        randomize_order: bool = True,
+        acceptance: str = "Gibbs",
+        seed: int | None = None,
+    ):
         super().__init__(seed=seed, persistent=persistent)
         if not isinstance(num_sweeps, int) or num_sweeps < 1:
             raise ValueError(f"num_sweeps must be a positive int, got {num_sweeps!r}")
@@ -72,12 +81,20 @@ class NealSampler(Sampler):
         if not beta > 0 or (schedule == "anneal" and not 0 < beta_start <= beta):
             raise ValueError(f"need 0 < beta_start <= beta, got beta_start={beta_start}, beta={beta}")
         self.num_sweeps, self.beta, self.schedule = num_sweeps, float(beta), schedule
-        self.beta_start, self.randomize_order, self.acceptance = float(beta_start), randomize_order, acceptance
+        self.beta_start, self.randomize_order, self.acceptance = (
+            float(beta_start),
+            randomize_order,
+            acceptance,
+        )
         self._sa = None
 
     def _repr_options(self) -> dict[str, Any]:
-        return {"num_sweeps": self.num_sweeps, "beta": self.beta, "schedule": self.schedule,
-                "persistent": self.persistent}
+        return {
+            "num_sweeps": self.num_sweeps,
+            "beta": self.beta,
+            "schedule": self.schedule,
+            "persistent": self.persistent,
+        }
 
     @property
     def sa(self):
@@ -94,8 +111,11 @@ class NealSampler(Sampler):
 
     def _run(self, bqm, num_reads: int, schedule: np.ndarray, init: np.ndarray | None):
         kwargs: dict[str, Any] = dict(
-            num_reads=num_reads, beta_schedule_type="custom", beta_schedule=schedule,
-            randomize_order=self.randomize_order, proposal_acceptance_criteria=self.acceptance,
+            num_reads=num_reads,
+            beta_schedule_type="custom",
+            beta_schedule=schedule,
+            randomize_order=self.randomize_order,
+            proposal_acceptance_criteria=self.acceptance,
             seed=self.numpy_seed(),
         )
         if init is not None:
@@ -127,15 +147,23 @@ class NealSampler(Sampler):
         else:  # one bias vector per sample: one problem per sample (slow, but exact)
             rows = []
             for i in range(num_samples):
-                one = type(ising)(ising.h_visible[i] if ising.h_visible.ndim == 2 else ising.h_visible,
-                                  ising.h_hidden[i] if ising.h_hidden.ndim == 2 else ising.h_hidden,
-                                  ising.J, 0.0, ising.mask)
+                one = type(ising)(
+                    ising.h_visible[i] if ising.h_visible.ndim == 2 else ising.h_visible,
+                    ising.h_hidden[i] if ising.h_hidden.ndim == 2 else ising.h_hidden,
+                    ising.J,
+                    0.0,
+                    ising.mask,
+                )
                 ss = self._run(ising_to_bqm(one), 1, schedule, None if init is None else init[i : i + 1])
                 rows.append(sampleset_to_array(ss, labels))
             spins = np.concatenate(rows, 0)
         x = torch.from_numpy((spins > 0).astype(np.float32))
-        info = {"num_sweeps": num_sweeps, "beta": beta, "schedule": self.schedule,
-                "continued": initial is not None}
+        info = {
+            "num_sweeps": num_sweeps,
+            "beta": beta,
+            "schedule": self.schedule,
+            "continued": initial is not None,
+        }
         if timing:
             info["timing"] = timing[0]
         return x[:, :nv], x[:, nv:], info

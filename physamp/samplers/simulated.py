@@ -86,10 +86,19 @@ class SimulatedDevice(Composite):
 
     name = "simulated"
 
-    def __init__(self, child: str | Sampler = "gibbs", *, weight_noise: float = 0.0,
-                 bias_noise: float = 0.0, max_weight: float | None = None,
-                 max_bias: float | None = None, space: str = "rbm", deterministic: bool = False,
-                 seed: int | None = None, **child_options: Any):
+    def __init__(
+        self,
+        child: str | Sampler = "gibbs",
+        *,
+        weight_noise: float = 0.0,
+        bias_noise: float = 0.0,
+        max_weight: float | None = None,
+        max_bias: float | None = None,
+        space: str = "rbm",
+        deterministic: bool = False,
+        seed: int | None = None,
+        **child_options: Any,
+    ):
         if isinstance(child, str):
             from physamp.samplers.registry import make_sampler
 
@@ -118,19 +127,35 @@ class SimulatedDevice(Composite):
 
     @property
     def properties(self) -> dict[str, Any]:
-        return {**super().properties, "weight_noise": self.weight_noise,
-                "bias_noise": self.bias_noise, "max_weight": self.max_weight,
-                "max_bias": self.max_bias, "space": self.space, "deterministic": self.deterministic}
+        return {
+            **super().properties,
+            "weight_noise": self.weight_noise,
+            "bias_noise": self.bias_noise,
+            "max_weight": self.max_weight,
+            "max_bias": self.max_bias,
+            "space": self.space,
+            "deterministic": self.deterministic,
+        }
 
     def _repr_options(self) -> dict[str, Any]:
-        return {"child": self.child, "weight_noise": self.weight_noise, "bias_noise": self.bias_noise,
-                "max_weight": self.max_weight, "max_bias": self.max_bias, "space": self.space,
-                "deterministic": self.deterministic}
+        return {
+            "child": self.child,
+            "weight_noise": self.weight_noise,
+            "bias_noise": self.bias_noise,
+            "max_weight": self.max_weight,
+            "max_bias": self.max_bias,
+            "space": self.space,
+            "deterministic": self.deterministic,
+        }
 
     @property
     def is_identity(self) -> bool:
-        return (self.weight_noise == 0 and self.bias_noise == 0 and self.max_weight is None
-                and self.max_bias is None)
+        return (
+            self.weight_noise == 0
+            and self.bias_noise == 0
+            and self.max_weight is None
+            and self.max_bias is None
+        )
 
     # --- the device's view of the parameters -----------------------------------------
     def weight_error(self, request: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -143,15 +168,17 @@ class SimulatedDevice(Composite):
             g = self.generator(request.device)
             last = self._last_request
             if last is None or last.shape != request.shape or last.device != request.device:
-                err = self.weight_noise * torch.randn(request.shape, generator=g, device=request.device,
-                                                      dtype=request.dtype)
+                err = self.weight_noise * torch.randn(
+                    request.shape, generator=g, device=request.device, dtype=request.dtype
+                )
             else:
                 changed = request != last
                 err = self._weight_error.clone()
                 n = int(changed.sum())
                 if n:
                     err[changed] = self.weight_noise * torch.randn(
-                        n, generator=g, device=request.device, dtype=request.dtype)
+                        n, generator=g, device=request.device, dtype=request.dtype
+                    )
             self._last_request, self._weight_error = request.clone(), err
         return err if mask is None else err * mask.to(err.dtype)
 
@@ -189,9 +216,15 @@ class SimulatedDevice(Composite):
         dev = self.device_params(params, num_samples)
         s = self.child.sample(dev, num_samples, initial=initial, **opts)
         child_info = {k: v for k, v in s.info.items() if k not in ("num_samples", "time_s")}
-        info = {"child": child_info, "weight_noise": self.weight_noise, "bias_noise": self.bias_noise,
-                "max_weight": self.max_weight, "max_bias": self.max_bias, "space": self.space,
-                "deterministic": self.deterministic}
+        info = {
+            "child": child_info,
+            "weight_noise": self.weight_noise,
+            "bias_noise": self.bias_noise,
+            "max_weight": self.max_weight,
+            "max_bias": self.max_bias,
+            "space": self.space,
+            "deterministic": self.deterministic,
+        }
         return s.v, s.h, info
 
     def state_dict(self) -> dict[str, Any]:
@@ -201,6 +234,5 @@ class SimulatedDevice(Composite):
         return sd
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
-        super().load_state_dict({k: v for k, v in sd.items()
-                                 if k not in ("last_request", "weight_error")})
+        super().load_state_dict({k: v for k, v in sd.items() if k not in ("last_request", "weight_error")})
         self._last_request, self._weight_error = sd.get("last_request"), sd.get("weight_error")
