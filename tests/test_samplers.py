@@ -62,6 +62,15 @@ def test_neal_anneal_schedule_ends_at_target_beta(rbm, p_exact):
     assert tv_distance(s, p_exact) < TV_TOL
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_neal_array_path_equals_public_bqm_path(masked):
+    mask = torch.rand(3, 5, generator=torch.Generator().manual_seed(1)) < 0.6 if masked else None
+    rbm = random_rbm(5, 3, seed=9, mask=mask)
+    a = make_sampler("neal", seed=4, num_sweeps=7).sample(rbm, 50)
+    b = make_sampler("neal", seed=4, num_sweeps=7, use_bqm=True).sample(rbm, 50)
+    assert torch.equal(a.v, b.v) and torch.equal(a.h, b.h)
+
+
 def test_gibbs_sparse_path_matches_exact():
     mask = torch.tensor([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]], dtype=torch.bool)
     rbm = random_rbm(4, 3, seed=3, scale=1.5, mask=mask)

@@ -59,6 +59,66 @@ def _sfc64_state_from_tensor(t: torch.Tensor) -> dict:
     }
 
 
+class SparseStructure:
+    """CSR index arrays of a connectivity mask, in both orientations, built once per mask.
+
+    ``matrices(W)`` then only gathers the ``nnz`` existing weights: no sort, no
+    coalesce, no scan of the dense mask on every call.
+    """
+
+    _cache: dict[tuple, SparseStructure] = {}
+    _density: dict[tuple, float] = {}
+
+    def __init__(self, mask: torch.Tensor):
+        nh, nv = mask.shape
+        rows, cols = torch.nonzero(mask, as_tuple=True)  # row-major: sorted by (row, col)
+        self.shape = (nh, nv)
+        self.rows, self.cols = rows, cols
+        self.crow_hv = torch.zeros(nh + 1, dtype=torch.int64, device=mask.device)
+        self.crow_hv[1:] = torch.cumsum(torch.bincount(rows, minlength=nh), 0)
+        self.perm_vh = torch.argsort(cols * nh + rows)  # sorted by (col, row)
+        self.col_vh = rows[self.perm_vh].contiguous()
+        self.crow_vh = torch.zeros(nv + 1, dtype=torch.int64, device=mask.device)
+        self.crow_vh[1:] = torch.cumsum(torch.bincount(cols, minlength=nv), 0)
+
+    @staticmethod
+    def _key(mask: torch.Tensor) -> tuple:
+        return (mask.data_ptr(), mask._version, tuple(mask.shape), str(mask.device))
+
+    @classmethod
+    def density_of(cls, mask: torch.Tensor) -> float:
+        key = cls._key(mask)
+        if key not in cls._density:
+            if len(cls._density) > 32:
+                cls._density.clear()
+            cls._density[key] = float(mask.sum()) / max(mask.numel(), 1)
+        return cls._density[key]
+
+    @classmethod
+    def get(cls, mask: torch.Tensor) -> SparseStructure:
+        key = cls._key(mask)
+        s = cls._cache.get(key)
+        if s is None:
+            if len(cls._cache) > 8:
+                cls._cache.clear()
+            s = cls._cache[key] = cls(mask)
+        return s
+
+    def matrices(self, W: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale·W, scale·Wᵀ)`` as CSR tensors holding the masked entries of ``W``."""
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks")
+        vals = W[self.rows, self.cols]
+        if scale != 1.0:
+            vals = vals * scale
+        nh, nv = self.shape
+        W_hv = torch.sparse_csr_tensor(self.crow_hv, self.cols, vals, (nh, nv), check_invariants=False)
+        W_vh = torch.sparse_csr_tensor(
+            self.crow_vh, self.col_vh, vals[self.perm_vh], (nv, nh), check_invariants=False
+        )
+        return W_hv, W_vh
+
+
 class GibbsKernel:
     """The sweep loop on fixed parameters; reusable by other samplers (AIS, tempering).
 
@@ -82,36 +142,20 @@ class GibbsKernel:
         self.n_chains = num_chains
         self.nv, self.nh = params.n_visible, params.n_hidden
         scale = float(beta)
-        W = params.W * scale
         use_sparse = sparse is True
         if sparse == "auto":
             use_sparse = (
                 params.mask is not None
                 and params.W.device.type == "cpu"
-                and float(params.mask.float().mean()) < sparse_threshold
+                and SparseStructure.density_of(params.mask) < sparse_threshold
             )
         self.sparse = bool(use_sparse)
         if self.sparse:
-            if params.mask is None:
-                rows, cols = torch.nonzero(W, as_tuple=True)
-            else:
-                rows, cols = torch.nonzero(params.mask, as_tuple=True)
-            vals = W[rows, cols]
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            warnings.filterwarnings("ignore", message="Sparse invariant checks")
-            self.W_hv = (
-                torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (self.nh, self.nv))
-                .coalesce()
-                .to_sparse_csr()
-            )
-            self.W_vh = (
-                torch.sparse_coo_tensor(torch.stack([cols, rows]), vals, (self.nv, self.nh))
-                .coalesce()
-                .to_sparse_csr()
-            )
-        else:
-            self.W_hv = W.contiguous()
-            self.W_vh = W.t().contiguous()
+            structure = SparseStructure.get(params.mask if params.mask is not None else params.W != 0)
+            self.W_hv, self.W_vh = structure.matrices(params.W, scale)
+        else:  # BLAS reads the transposed view directly: no copy when β = 1
+            W = params.W if scale == 1.0 else params.W * scale
+            self.W_hv, self.W_vh = W, W.t()
         # biases as (units, 1) or per-chain (units, N) columns
         self.b = (params.b * scale).t().contiguous() if params.b.dim() == 2 else (params.b * scale)[:, None]
         self.c = (params.c * scale).t().contiguous() if params.c.dim() == 2 else (params.c * scale)[:, None]
@@ -140,18 +184,34 @@ class GibbsKernel:
         u = torch.rand(a.shape, generator=g, device=a.device, dtype=a.dtype)
         return a.sigmoid_().sub_(u).gt_(0.0)
 
-    def hidden_given_visible(self, vT: torch.Tensor, generator) -> torch.Tensor:
-        return self._bernoulli(torch.addmm(self.c, self.W_hv, vT), generator)
+    def hidden_given_visible(self, vT: torch.Tensor, generator, out=None) -> torch.Tensor:
+        """h ~ p(h | v) for unit-major ``vT (n_visible, N)``; written into ``out`` if given."""
+        return self._bernoulli(torch.addmm(self.c, self.W_hv, vT, out=out), generator)
 
-    def visible_given_hidden(self, hT: torch.Tensor, generator) -> torch.Tensor:
-        return self._bernoulli(torch.addmm(self.b, self.W_vh, hT), generator)
+    def visible_given_hidden(self, hT: torch.Tensor, generator, out=None) -> torch.Tensor:
+        """v ~ p(v | h) for unit-major ``hT (n_hidden, N)``; written into ``out`` if given."""
+        return self._bernoulli(torch.addmm(self.b, self.W_vh, hT, out=out), generator)
+
+    def random_half(self, shape: tuple[int, int], generator) -> torch.Tensor:
+        """Bernoulli(1/2) states (random start of new chains): the sign bit of the random words."""
+        if self.rng != "int16":
+            g = generator if isinstance(generator, torch.Generator) else None
+            return (torch.rand(shape, generator=g, device=self.device) < 0.5).to(self.dtype)
+        n = shape[0] * shape[1]
+        return self._random_int16(n, generator).view(shape).lt(0).to(self.device, self.dtype)
 
     def run(self, vT: torch.Tensor, steps: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``steps`` sweeps from visible states ``vT (n_visible, N)``; returns ``(vT, hT)``."""
-        hT = None
+        """``steps`` sweeps from visible states ``vT (n_visible, N)``; returns ``(vT, hT)``.
+
+        Two buffers are reused across sweeps; ``vT`` itself is never written.
+        """
+        n = vT.shape[1]
+        hbuf = torch.empty(self.nh, n, device=self.device, dtype=self.dtype)
+        vbuf = torch.empty(self.nv, n, device=self.device, dtype=self.dtype)
+        hT = hbuf
         for _ in range(steps):
-            hT = self.hidden_given_visible(vT, generator)
-            vT = self.visible_given_hidden(hT, generator)
+            hT = self.hidden_given_visible(vT, generator, out=hbuf)
+            vT = self.visible_given_hidden(hT, generator, out=vbuf)
         return vT, hT
 
 
@@ -230,13 +290,11 @@ class GibbsSampler(Sampler):
             params, num_chains, beta=self.beta if beta is None else beta, rng=self.rng, sparse=self.sparse
         )
 
-    def initial_visible(self, params: RBMParams, num_samples: int) -> torch.Tensor:
-        g = self.generator(params.device)
+    def initial_visible(self, kernel: GibbsKernel, params: RBMParams, num_samples: int) -> torch.Tensor:
+        """Unit-major ``(n_visible, N)`` start of new chains."""
         if self.init == "zeros":
             return torch.zeros(params.n_visible, num_samples, device=params.device, dtype=params.dtype)
-        return (torch.rand(params.n_visible, num_samples, generator=g, device=params.device) < 0.5).to(
-            params.dtype
-        )
+        return kernel.random_half((params.n_visible, num_samples), self.word_generator(params.device))
 
     @torch.no_grad()
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
@@ -245,7 +303,11 @@ class GibbsSampler(Sampler):
             raise ValueError(f"steps must be a positive int, got {steps!r}")
         beta = float(opts.get("beta", self.beta))
         kernel = self.kernel(params, num_samples, beta)
-        vT = initial.v.t().contiguous() if initial is not None else self.initial_visible(params, num_samples)
+        vT = (
+            initial.v.t().contiguous()
+            if initial is not None
+            else self.initial_visible(kernel, params, num_samples)
+        )
         vT, hT = kernel.run(vT, steps, self.word_generator(params.device))
         info = {
             "steps": steps,
@@ -254,4 +316,5 @@ class GibbsSampler(Sampler):
             "rng": self.rng,
             "continued": initial is not None,
         }
-        return vT.t().contiguous(), hT.t().contiguous(), info
+        # (N, units) views of the unit-major states: no copy; .contiguous() if you need one
+        return vT.t(), hT.t(), info

@@ -10,6 +10,13 @@ from a random start draw from ``p ∝ exp(-β E)``. ``schedule="anneal"`` instea
 anneals geometrically from ``beta_start`` and ends at β. With
 ``persistent=True`` the last reads become the ``initial_states`` of the next
 call, so chains persist as PCD needs.
+
+The problem goes to dwave-samplers' compiled annealing routine as the numpy
+arrays of Eq. 3.1 (fields, coupler index pairs, couplings), the same routine and
+arguments ``SimulatedAnnealingSampler.sample`` ends in, without building a
+``dimod.BinaryQuadraticModel`` of up to n_visible x n_hidden couplers and
+reading it back (``use_bqm=True`` goes through the public sampler instead;
+both give identical reads for the same seed and initial states).
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class NealSampler(Sampler):
         persistent: keep the reads as chains and continue from them next call.
         randomize_order: random site order in each sweep (default True).
         acceptance: ``"Gibbs"`` (heat bath; default) or ``"Metropolis"``.
+        use_bqm: go through ``SimulatedAnnealingSampler.sample`` on a dimod BQM
+            instead of handing the arrays to the compiled routine (same reads).
         seed: seed (each call draws a fresh 31-bit seed from the sampler's generator).
     """
 
@@ -69,6 +78,7 @@ class NealSampler(Sampler):
         persistent: bool = False,
         randomize_order: bool = True,
         acceptance: str = "Gibbs",
+        use_bqm: bool = False,
         seed: int | None = None,
     ):
         super().__init__(seed=seed, persistent=persistent)
@@ -87,6 +97,7 @@ class NealSampler(Sampler):
             acceptance,
         )
         self._sa = None
+        self.use_bqm = bool(use_bqm)
 
     def _repr_options(self) -> dict[str, Any]:
         return {
@@ -109,54 +120,80 @@ class NealSampler(Sampler):
             return np.full(num_sweeps, beta)
         return np.geomspace(min(self.beta_start, beta), beta, num_sweeps)
 
-    def _run(self, bqm, num_reads: int, schedule: np.ndarray, init: np.ndarray | None):
-        kwargs: dict[str, Any] = dict(
+    def _run_bqm(self, bqm, num_reads: int, schedule: np.ndarray, init: np.ndarray, seed: int):
+        """The public path: ``SimulatedAnnealingSampler.sample`` on a BQM."""
+        return self.sa.sample(
+            bqm,
             num_reads=num_reads,
             beta_schedule_type="custom",
             beta_schedule=schedule,
             randomize_order=self.randomize_order,
             proposal_acceptance_criteria=self.acceptance,
-            seed=self.numpy_seed(),
+            seed=seed,
+            initial_states=(init, list(range(init.shape[1]))),
+            initial_states_generator="none",
         )
-        if init is not None:
-            kwargs.update(initial_states=(init, list(range(init.shape[1]))), initial_states_generator="none")
-        return self.sa.sample(bqm, **kwargs)
+
+    def _run_arrays(self, h, rows, cols, J, schedule: np.ndarray, init: np.ndarray, seed: int):
+        """The compiled routine on Eq. 3.1's arrays; returns ``(num_reads, n)`` spins."""
+        from dwave.samplers.sa.simulated_annealing import simulated_annealing
+
+        samples, _ = simulated_annealing(
+            init.shape[0],
+            h,
+            rows,
+            cols,
+            J,
+            1,
+            schedule,
+            seed,
+            init,
+            self.randomize_order,
+            self.acceptance,
+            None,
+        )
+        return samples
+
+    def _initial_spins(self, params: RBMParams, num_samples: int, initial: Chains | None, beta):
+        g = self.generator(params.device)
+        if initial is None:  # uniformly random spins, as dwave-samplers' "random" generator
+            bits = torch.randint(0, 2, (num_samples, params.n_visible + params.n_hidden), generator=g)
+            return (2 * bits - 1).to(torch.int8).numpy()
+        v0, h0 = initial.v, initial.h
+        if h0 is None:  # a visible batch only: start hiddens from p(h|v) at β
+            p = torch.sigmoid(params.hidden_logits(v0, beta))
+            h0 = (torch.rand(p.shape, generator=g, device=p.device, dtype=p.dtype) < p).to(p.dtype)
+        return (2 * torch.cat([v0, h0], 1) - 1).to(torch.int8).cpu().numpy()
 
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
         num_sweeps = int(opts.get("num_sweeps", self.num_sweeps))
         beta = float(opts.get("beta", self.beta))
         schedule = self.beta_schedule(num_sweeps, beta)
         nv, nh = params.n_visible, params.n_hidden
-        labels = list(range(nv + nh))
-        init = None
-        if initial is not None:
-            v0 = initial.v
-            h0 = initial.h
-            if h0 is None:  # a visible batch only: start hiddens from p(h|v) at β
-                g = self.generator(params.device)
-                p = torch.sigmoid(params.hidden_logits(v0, beta))
-                h0 = (torch.rand(p.shape, generator=g, device=p.device, dtype=p.dtype) < p).to(p.dtype)
-            init = (2 * torch.cat([v0, h0], 1) - 1).to(torch.int8).cpu().numpy()
+        init = np.ascontiguousarray(self._initial_spins(params, num_samples, initial, beta))
         ising = rbm_to_ising(params)
-        timing: list[dict] = []
-        if not params.batched:
-            bqm = ising_to_bqm(ising)
-            ss = self._run(bqm, num_samples, schedule, init)
-            spins = sampleset_to_array(ss, labels)
-            timing.append(ss.info.get("timing", {}))
-        else:  # one bias vector per sample: one problem per sample (slow, but exact)
-            rows = []
-            for i in range(num_samples):
-                one = type(ising)(
-                    ising.h_visible[i] if ising.h_visible.ndim == 2 else ising.h_visible,
-                    ising.h_hidden[i] if ising.h_hidden.ndim == 2 else ising.h_hidden,
-                    ising.J,
-                    0.0,
-                    ising.mask,
-                )
-                ss = self._run(ising_to_bqm(one), 1, schedule, None if init is None else init[i : i + 1])
-                rows.append(sampleset_to_array(ss, labels))
-            spins = np.concatenate(rows, 0)
+        if ising.mask is None:
+            rows, cols = np.divmod(np.arange(nh * nv, dtype=np.int32), np.int32(nv))
+        else:
+            rows, cols = (a.astype(np.int32) for a in np.nonzero(ising.mask))
+        J = np.ascontiguousarray(ising.J[rows, cols])
+        starts = rows + np.int32(nv)  # hidden variable of each coupler
+        h_v, h_h = np.atleast_2d(ising.h_visible), np.atleast_2d(ising.h_hidden)
+        spins = np.empty((num_samples, nv + nh), dtype=np.int8)
+        # one problem per distinct bias vector: all reads at once unless biases are per-sample
+        groups = (
+            [slice(0, num_samples)] if not params.batched else [slice(i, i + 1) for i in range(num_samples)]
+        )
+        for sl in groups:
+            i = sl.start
+            h = np.concatenate([h_v[i if h_v.shape[0] > 1 else 0], h_h[i if h_h.shape[0] > 1 else 0]])
+            seed = self.numpy_seed() + 1
+            if self.use_bqm:
+                bqm = ising_to_bqm(type(ising)(h[:nv], h[nv:], ising.J, 0.0, ising.mask))
+                ss = self._run_bqm(bqm, sl.stop - sl.start, schedule, init[sl], seed)
+                spins[sl] = sampleset_to_array(ss, list(range(nv + nh)))
+            else:
+                spins[sl] = self._run_arrays(h, starts, cols, J, schedule, init[sl].copy(), seed)
         x = torch.from_numpy((spins > 0).astype(np.float32))
         info = {
             "num_sweeps": num_sweeps,
@@ -164,6 +201,4 @@ class NealSampler(Sampler):
             "schedule": self.schedule,
             "continued": initial is not None,
         }
-        if timing:
-            info["timing"] = timing[0]
         return x[:, :nv], x[:, nv:], info
