@@ -154,7 +154,7 @@ def backends(cfg: dict, model: str) -> dict[str, tuple[object, int, int]]:
 def measure_throughput(rbm, cfg: dict, model: str) -> dict:
     rows = {}
     for name, (sampler, chains, sweeps) in backends(cfg, model).items():
-        times = timeit(lambda: sampler.sample(rbm, chains), cfg["repeat"])
+        times = timeit(lambda s=sampler, c=chains: s.sample(rbm, c), cfg["repeat"])
         st = summary(times)
         rows[name] = {"chains": chains, "sweeps": sweeps, **st,
                       "steps_per_s": chains * sweeps / st["min_s"],
