@@ -1,0 +1,82 @@
+"""Datasets of binary vectors for RBMs: MNIST (full, offline protocol, bundled slice) and Connect-4.
+
+>>> from physamp.data import load_dataset, iterate_minibatches
+>>> ds = load_dataset("mnist-bundled", binarize_seed=0)
+>>> ds.n_features, ds.image_shape
+(784, (28, 28))
+
+Names for ``load_dataset``:
+
+=================  ==========================================================================
+``mnist``          full MNIST 60,000 / 10,000 from IDX files (``root`` folder or the cache;
+                   ``download=True`` fetches them with md5 checks)
+``mnist-offline``  13,000 / 2,000 from ``shared/datasets/mnist`` (see its README)
+``mnist-bundled``  2,000 / 500 real digits shipped inside the package
+``mnist-default``  ``mnist-offline`` if its files are found, else ``mnist-bundled``
+``connect4``       UCI Connect-4, 126 bits, 16,000 / 4,000 / 47,557 (``valid`` is set)
+=================  ==========================================================================
+
+Training sets hold grey levels (probabilities); re-binarise them at every presentation with
+``iterate_minibatches(ds.train, batch_size, generator)``. Test sets are binarised once with
+``binarize_seed``; print ``ds.protocol`` next to every figure.
+"""
+
+from __future__ import annotations
+
+import os
+
+from physamp.data.binary import BinaryDataset, binarize, iterate_minibatches, num_batches
+from physamp.data.connect4 import load_connect4, parse_connect4, unlzw
+from physamp.data.download import cache_dir, find_shared_datasets
+from physamp.data.idx import read_idx, write_idx
+from physamp.data.mnist import load_mnist, load_mnist_bundled, load_mnist_default, load_mnist_offline
+
+__all__ = [
+    "BinaryDataset",
+    "DATASETS",
+    "binarize",
+    "cache_dir",
+    "default_dataset",
+    "find_shared_datasets",
+    "iterate_minibatches",
+    "load_connect4",
+    "load_dataset",
+    "load_mnist",
+    "load_mnist_bundled",
+    "load_mnist_offline",
+    "num_batches",
+    "parse_connect4",
+    "read_idx",
+    "unlzw",
+    "write_idx",
+]
+
+DATASETS = ("mnist", "mnist-offline", "mnist-bundled", "mnist-default", "connect4")
+
+
+def load_dataset(
+    name: str, root: str | os.PathLike | None = None, *, download: bool = False, binarize_seed: int = 0
+) -> BinaryDataset:
+    """Load the dataset ``name`` (one of ``DATASETS``); see the module docstring.
+
+    root: a local folder with the files (for ``mnist-offline``, the shared datasets folder).
+    download: fetch missing files into ``cache_dir()`` (``mnist``, ``connect4``).
+    binarize_seed: seed of the one-off binarisation of the test set.
+    """
+    key = name.lower()
+    if key == "mnist":
+        return load_mnist(root, download=download, binarize_seed=binarize_seed)
+    if key == "mnist-offline":
+        return load_mnist_offline(root, binarize_seed=binarize_seed)
+    if key == "mnist-bundled":
+        return load_mnist_bundled(binarize_seed=binarize_seed, path=root)
+    if key == "mnist-default":
+        return load_mnist_default(root, binarize_seed=binarize_seed)
+    if key in ("connect4", "connect-4"):
+        return load_connect4(root, download=download)
+    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+
+
+def default_dataset(binarize_seed: int = 0) -> BinaryDataset:
+    """``load_dataset("mnist-default")``: mnist-offline when its files are found, else mnist-bundled."""
+    return load_mnist_default(binarize_seed=binarize_seed)
