@@ -10,6 +10,10 @@ import torch
 
 import physamp
 
+# One thread: on a shared 2-core machine OpenMP with 2 threads can be many times
+# slower than 1 when the other core is busy; the tests' results do not depend on it.
+torch.set_num_threads(1)
+
 
 def random_rbm(n_visible: int, n_hidden: int, seed: int, scale: float = 1.0, mask=None):
     g = torch.Generator().manual_seed(seed)
