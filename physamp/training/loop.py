@@ -1,0 +1,275 @@
+"""One training loop for every model: steps, logging, checkpoints, exact resume, callbacks.
+
+The model code supplies a ``step_fn(step) -> dict of metrics`` and the objects
+whose state must survive a restart; :class:`TrainLoop` does the rest::
+
+    state = {"model": rbm, "optimizer": opt, "sampler": sampler, "generator": gen}
+    loop = TrainLoop(step_fn, total_steps=1000, run_dir="runs/rbm", state=state,
+                     config={"lr": 0.05, ...}, checkpoint_every=100)
+    loop.run()          # resumes from runs/rbm/checkpoint.pt if it holds this run
+
+Every entry of ``state`` is an object with ``state_dict()`` / ``load_state_dict()``
+(modules, optimizers, samplers, LR schedulers) or a ``torch.Generator``. All
+randomness of a step must come from those generators, so that a run killed and
+resumed ends bit-identical (on CPU) to an uninterrupted one.
+
+A run directory holds ``config.json``, ``checkpoint.pt`` and ``metrics.jsonl``
+(or ``.csv``). Starting a run whose config differs from the one already in the
+directory is an error: nothing on disk is overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from physamp.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from physamp.training.metrics import MetricsLogger
+
+__all__ = ["TrainLoop", "Callback", "RunDirectoryError", "progress_bar"]
+
+
+class RunDirectoryError(ValueError):
+    """The run directory holds a different run."""
+
+
+class Callback:
+    """Hooks called by :class:`TrainLoop`; override what you need."""
+
+    def on_start(self, loop: TrainLoop) -> None: ...
+
+    def on_step_end(self, loop: TrainLoop, step: int, metrics: dict) -> None: ...
+
+    def on_checkpoint(self, loop: TrainLoop, path: Path) -> None: ...
+
+    def on_end(self, loop: TrainLoop) -> None: ...
+
+
+def progress_bar(total: int, *, initial: int = 0, desc: str = "", enabled: bool = True):
+    """A tqdm bar with ETA (a no-op object when disabled or when tqdm is missing)."""
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=True)
+        except ImportError:  # pragma: no cover - tqdm is a dependency
+            pass
+
+    class _Null:
+        def update(self, n=1): ...
+
+        def set_postfix(self, *a, **k): ...
+
+        def close(self): ...
+
+    return _Null()
+
+
+def _canonical(config: dict) -> str:
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+class TrainLoop:
+    """Run ``step_fn`` for ``total_steps`` steps with logging, checkpoints and resume.
+
+    Args:
+        step_fn: ``step_fn(step) -> dict`` of scalar metrics for that step.
+        total_steps: number of steps of the whole run.
+        state: ``{name: object}`` saved in checkpoints (see the module docstring).
+        run_dir: directory of the run; None runs without files.
+        config: JSON-able description of the run; a directory whose config differs
+            is refused (pass ``overwrite=True`` to start over explicitly).
+        checkpoint_every: steps between checkpoints (and one at the end).
+        log_every: steps between metric records (metrics are averaged over them).
+        callbacks: :class:`Callback` objects, or plain callables ``f(loop, step, metrics)``.
+        metrics_file: ``"metrics.jsonl"`` (default) or ``"metrics.csv"``.
+        progress: show a progress bar with ETA.
+    """
+
+    def __init__(
+        self,
+        step_fn: Callable[[int], dict],
+        *,
+        total_steps: int,
+        state: dict[str, Any],
+        run_dir: str | Path | None = None,
+        config: dict | None = None,
+        checkpoint_every: int | None = None,
+        log_every: int = 1,
+        callbacks: Iterable[Callback | Callable] = (),
+        metrics_file: str = "metrics.jsonl",
+        progress: bool = True,
+        desc: str = "train",
+        overwrite: bool = False,
+        tensorboard: bool = False,
+    ) -> None:
+        if not isinstance(total_steps, int) or total_steps < 0:
+            raise ValueError(f"total_steps must be a non-negative int, got {total_steps!r}")
+        if log_every < 1:
+            raise ValueError("log_every must be >= 1")
+        self.step_fn, self.total_steps, self.state = step_fn, total_steps, state
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.config = dict(config or {})
+        self.checkpoint_every = checkpoint_every
+        self.log_every = log_every
+        self.callbacks = [c if isinstance(c, Callback) else _FnCallback(c) for c in callbacks]
+        self.progress, self.desc = progress, desc
+        self.step = 0
+        self.history: list[dict] = []
+        self.logger: MetricsLogger | None = None
+        if self.run_dir is not None:
+            self._claim_run_dir(overwrite)
+            self.logger = MetricsLogger(self.run_dir / metrics_file, tensorboard=tensorboard)
+
+    # --- run directory --------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoint.pt"
+
+    def _claim_run_dir(self, overwrite: bool) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.run_dir / "config.json"
+        if cfg_path.exists() and not overwrite:
+            try:
+                old = json.loads(cfg_path.read_text())
+            except ValueError:
+                raise RunDirectoryError(f"{cfg_path} is not valid JSON; fix or remove it") from None
+            if _canonical(old) != _canonical(self.config):
+                diff = sorted(k for k in set(old) | set(self.config) if old.get(k) != self.config.get(k))
+                raise RunDirectoryError(
+                    f"{self.run_dir} already holds a different run (config differs in {diff}). "
+                    "Choose another --run-dir, or delete that directory to start over."
+                )
+        elif overwrite:
+            for name in ("checkpoint.pt", "metrics.jsonl", "metrics.csv"):
+                (self.run_dir / name).unlink(missing_ok=True)
+        tmp = cfg_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.config, indent=2, sort_keys=True, default=str))
+        tmp.replace(cfg_path)
+
+    # --- state ----------------------------------------------------------------------
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {k: v for k, v in self.state.items() if isinstance(v, torch.Generator)}
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"step": self.step, "config": json.loads(_canonical(self.config))}
+        for name, obj in self.state.items():
+            if not isinstance(obj, torch.Generator):
+                out[f"state:{name}"] = obj.state_dict()
+        out["rng"] = rng_state(self._generators())
+        return out
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        for name, obj in self.state.items():
+            if isinstance(obj, torch.Generator):
+                continue
+            key = f"state:{name}"
+            if key not in ckpt:
+                raise CheckpointError(f"the checkpoint has no state for {name!r}")
+            try:
+                obj.load_state_dict(ckpt[key])
+            except (RuntimeError, ValueError, KeyError) as err:
+                raise CheckpointError(
+                    f"the checkpoint's {name!r} does not fit this run ({str(err).splitlines()[0][:300]})"
+                ) from None
+        set_rng_state(ckpt["rng"], self._generators())
+        self.step = int(ckpt["step"])
+
+    def save(self) -> Path | None:
+        if self.checkpoint_path is None:
+            return None
+        path = save_checkpoint(self.checkpoint_path, self.state_dict())
+        for cb in self.callbacks:
+            cb.on_checkpoint(self, path)
+        return path
+
+    def resume(self) -> bool:
+        """Load the run directory's checkpoint if there is one; returns whether it did."""
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return False
+        ckpt = load_checkpoint(path)
+        if _canonical(ckpt.get("config", {})) != _canonical(json.loads(_canonical(self.config))):
+            raise RunDirectoryError(f"{path} belongs to a different run (its config differs)")
+        self.load_state_dict(ckpt)
+        if self.logger is not None:
+            self.logger.truncate_after(self.step)
+        return True
+
+    # --- the loop ---------------------------------------------------------------------
+    def run(self, *, resume: bool = True, stop_after: int | None = None) -> list[dict]:
+        """Train to ``total_steps`` (from the checkpoint if ``resume``); returns the logged records.
+
+        ``stop_after`` stops after that many steps of this call (with a checkpoint),
+        as an interruption would: tests and time-boxed jobs use it.
+        """
+        if resume:
+            self.resume()
+        for cb in self.callbacks:
+            cb.on_start(self)
+        bar = progress_bar(self.total_steps, initial=self.step, desc=self.desc, enabled=self.progress)
+        acc: dict[str, float] = {}
+        count = 0
+        done_here = 0
+        t0 = time.perf_counter()
+        try:
+            while self.step < self.total_steps:
+                metrics = self.step_fn(self.step) or {}
+                self.step += 1
+                done_here += 1
+                for k, v in metrics.items():
+                    v = float(v)
+                    acc[k] = acc.get(k, 0.0) + v
+                count += 1
+                for cb in self.callbacks:
+                    cb.on_step_end(self, self.step, metrics)
+                if self.step % self.log_every == 0 or self.step == self.total_steps:
+                    record = {k: v / count for k, v in acc.items()}
+                    record["time_s"] = time.perf_counter() - t0
+                    if self.logger is not None:
+                        record = self.logger.log(self.step, **record)
+                    else:
+                        record = {"step": self.step, **record}
+                    self.history.append(record)
+                    bar.set_postfix(
+                        {
+                            k: f"{v:.4g}"
+                            for k, v in record.items()
+                            if k not in ("step", "time_s") and isinstance(v, float) and math.isfinite(v)
+                        },
+                        refresh=False,
+                    )
+                    acc, count = {}, 0
+                bar.update(1)
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                    self.save()
+                if stop_after is not None and done_here >= stop_after:
+                    break
+        finally:
+            bar.close()
+        if self.step == self.total_steps or stop_after is not None:
+            self.save()
+        if self.step == self.total_steps:
+            for cb in self.callbacks:
+                cb.on_end(self)
+        return self.history
+
+
+class _FnCallback(Callback):
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def on_step_end(self, loop: TrainLoop, step: int, metrics: dict) -> None:
+        self.fn(loop, step, metrics)

@@ -1,0 +1,114 @@
+"""Metrics logging: CSV or JSON lines, optionally mirrored to TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MetricsLogger", "read_metrics"]
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class MetricsLogger:
+    """Append ``{"step": s, **metrics}`` records to ``path`` (``.csv`` or ``.jsonl``).
+
+    On resume, records with ``step`` beyond the resumed step are dropped first
+    (``truncate_after``), so an interrupted and resumed run logs exactly what an
+    uninterrupted one does. CSV columns are fixed by the first record; a record
+    with new keys raises (use JSON lines for free-form metrics).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, tensorboard: bool | str = False):
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in (".csv", ".jsonl"):
+            raise ValueError(f"metrics file must end in .csv or .jsonl, got {self.path.name!r}")
+        self.format = suffix[1:]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._columns: list[str] | None = None
+        if self.format == "csv" and self.path.exists() and self.path.stat().st_size:
+            with open(self.path, newline="") as f:
+                self._columns = next(csv.reader(f), None)
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except Exception as err:  # tensorboard is optional
+                raise ValueError(f"TensorBoard logging needs the tensorboard package ({err})") from None
+            logdir = tensorboard if isinstance(tensorboard, str) else str(self.path.parent / "tensorboard")
+            self._tb = SummaryWriter(logdir)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records whose step is greater than ``step`` (used when resuming)."""
+        if not self.path.exists():
+            return
+        rows = read_metrics(self.path)
+        keep = [r for r in rows if int(r["step"]) <= step]
+        if len(keep) == len(rows):
+            return
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        cols = self._columns
+        with open(tmp, "w", newline="") as f:
+            if self.format == "csv":
+                writer = csv.DictWriter(f, fieldnames=cols)
+                writer.writeheader()
+                writer.writerows(keep)
+            else:
+                for r in keep:
+                    f.write(json.dumps(r) + "\n")
+        os.replace(tmp, self.path)
+
+    def log(self, step: int, **metrics: Any) -> dict:
+        record = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
+        if self.format == "csv":
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            if self._columns is None:
+                self._columns = list(record)
+            extra = set(record) - set(self._columns)
+            if extra:
+                raise ValueError(f"metrics {sorted(extra)} are not columns of {self.path}; use a .jsonl file")
+            with open(self.path, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self._columns)
+                if new:
+                    writer.writeheader()
+                writer.writerow(record)
+        else:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, step)
+        return record
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """Records of a metrics file (CSV values come back as strings or floats)."""
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = float(v) if k != "step" else int(v)
+            except (TypeError, ValueError):
+                pass
+    return rows
