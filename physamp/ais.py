@@ -429,7 +429,7 @@ def estimate_log_z(
     device=None,
     progress: bool = False,
 ) -> AISResult:
-    """AIS estimate of log Z of ``rbm``, an :class:`~physamp.RBM` or :class:`RBMParams` (see the module docstring).
+    """AIS estimate of log Z of ``rbm`` (an RBM or RBMParams); see the module docstring.
 
     Args:
         rbm: the target model ``B``.
@@ -599,7 +599,7 @@ def _batched_exact_log_z(W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, max_
 def _batched_mean_free_energy(
     W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, v: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
-    """Mean over the data of F_d(v) for every draw ``d``, in float64 ``(D,)``: one batched product per data batch."""
+    """Mean over the data of F_d(v) for each draw ``d``, float64 ``(D,)``: one batched product per batch."""
     D = W.shape[0]
     W, b, c = (x.to(torch.float64) for x in (W, b, c))
     Wt = W.transpose(1, 2)  # (D, nv, nh)
