@@ -115,13 +115,12 @@ def test_exact_log_z_is_the_enumeration_one():
     )
 
 
-@pytest.mark.slow
 def test_ais_784x20_trained_default_schedule():
     """The issue's key test: AIS within 0.1 nats of exact log Z on a trained 784x20 RBM, default schedule.
 
     The exact log Z (2^20 hidden states) is the value that ais.exact_log_z gave when
     tests/data/make_rbm_784x20.py made the fixture. Recomputing it takes about a
-    minute on 2 shared cores; run that script to check the value.
+    minute on 2 shared cores; run that script to check the value. The AIS itself takes about 5 s.
     """
     rbm = trained_784x20()
     exact = float(torch.load(DATA / "rbm_784x20.pt")["log_z"])
