@@ -252,6 +252,33 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from physamp.experiments.runner import available_experiments, load_experiment, run_experiment
+
+    if args.name in (None, "list"):
+        for name in available_experiments():
+            exp = load_experiment(name)
+            print(f"{name:24s} {exp.TITLE}  (presets: {', '.join(exp.PRESETS)})")
+        return 0
+    dask = args.dask if args.dask is not None else None
+    if dask == "local":
+        dask = True
+    summary = run_experiment(
+        args.name,
+        args.preset,
+        args.out,
+        workers=args.workers,
+        dask=dask,
+        progress=not args.no_progress,
+        overrides=parse_options(args.set),
+    )
+    print(f"{summary['cells']} cells in {summary['seconds']:.0f} s")
+    print(f"  table:  {summary['markdown']}\n  plot:   {summary['png']}\n  cells:  {summary['csv']}")
+    print()
+    print(open(summary["markdown"]).read().split("**Data:**")[1].split("\n", 1)[1].strip())
+    return 0
+
+
 def cmd_topology(args) -> int:
     from physamp import topology as T
 
@@ -361,6 +388,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples.png")
     s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("experiment", help="run a thesis experiment (`physamp experiment list` shows them)")
+    s.add_argument("name", nargs="?", default=None, help="experiment name, or 'list'")
+    s.add_argument(
+        "--preset", default="quick", help="quick (minutes on a laptop) or full (the thesis's grid)"
+    )
+    s.add_argument("--out", default=None, help="output directory (default results/NAME/PRESET)")
+    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    s.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run cells on a Dask cluster (a LocalCluster without ADDRESS)",
+    )
+    s.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. epochs=5"
+    )
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_experiment)
 
     s = sub.add_parser("samplers", help="list the sampler backends and their options")
     s.set_defaults(func=cmd_samplers)

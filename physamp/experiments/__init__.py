@@ -1,0 +1,21 @@
+"""The experiments of thesis chapter 3 ("On the Challenges of Physical Implementations of RBMs").
+
+One module per result; each states its protocol at the top and defines
+``NAME``, ``PRESETS`` (``quick`` / ``full``), ``cells(preset)``, ``run_cell(cell)``
+and ``report(rows, out_dir, preset_name)``. Run one with
+``physamp experiment NAME --preset quick`` (see :mod:`physamp.experiments.runner`).
+"""
+
+EXPERIMENTS = {
+    "noise-at-sampling": "physamp.experiments.noise_at_sampling",
+    "trained-with-noise": "physamp.experiments.trained_with_noise",
+    "noise-during-training": "physamp.experiments.noise_during_training",
+    "magnitude-limit": "physamp.experiments.magnitude_limit",
+    "noise-and-limit": "physamp.experiments.noise_and_limit",
+    "removed-connections": "physamp.experiments.removed_connections",
+    "chimera": "physamp.experiments.chimera",
+    "sample-grids": "physamp.experiments.sample_grids",
+    "modern-topologies": "physamp.experiments.modern_topologies",
+}
+
+__all__ = ["EXPERIMENTS"]

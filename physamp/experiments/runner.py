@@ -1,0 +1,86 @@
+"""``physamp experiment NAME``: cells → sweep (cached) → CSV, PNG plot, Markdown table."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from pathlib import Path
+from types import ModuleType
+
+from physamp.experiments import EXPERIMENTS
+from physamp.experiments.common import write_csv
+from physamp.experiments.sweep import run_sweep
+
+__all__ = ["load_experiment", "run_experiment", "available_experiments"]
+
+
+def available_experiments() -> list[str]:
+    out = []
+    for name, module in EXPERIMENTS.items():
+        try:
+            importlib.import_module(module)
+            out.append(name)
+        except ImportError:
+            pass
+    return out
+
+
+def load_experiment(name: str) -> ModuleType:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; available: {', '.join(available_experiments())}")
+    try:
+        return importlib.import_module(EXPERIMENTS[name])
+    except ImportError as err:
+        raise ValueError(f"experiment {name!r} is not available in this release ({err})") from None
+
+
+def run_experiment(
+    name: str,
+    preset: str = "quick",
+    out_dir: str | Path | None = None,
+    *,
+    workers: int | None = None,
+    dask: bool | str | None = None,
+    progress: bool = True,
+    overrides: dict | None = None,
+) -> dict:
+    """Run every cell of experiment ``name`` at ``preset`` and write its outputs.
+
+    Outputs in ``out_dir`` (default ``results/NAME/PRESET``): ``cells.csv`` (every
+    cell: config, seed, NLL with AIS bounds, time), ``NAME.png`` and ``NAME.md``.
+    Finished cells are cached in ``out_dir/cache``; trained models in
+    ``out_dir/../models`` unless ``PHYSAMP_MODEL_CACHE`` is set.
+    """
+    exp = load_experiment(name)
+    if preset not in exp.PRESETS:
+        raise ValueError(f"experiment {name!r} has presets {sorted(exp.PRESETS)}, not {preset!r}")
+    p = dict(exp.PRESETS[preset])
+    if overrides:
+        unknown = set(overrides) - set(p)
+        if unknown:
+            raise ValueError(f"unknown preset keys {sorted(unknown)} for {name!r}; known: {sorted(p)}")
+        p.update(overrides)
+    out = Path(out_dir or Path("results") / name / preset)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PHYSAMP_MODEL_CACHE", str((out.parent / "models").resolve()))
+    cells = exp.cells(p)
+    if workers is None:
+        workers = max(1, min(len(cells), (os.cpu_count() or 1)))
+    t0 = time.perf_counter()
+    results = run_sweep(exp.run_cell, cells, out / "cache", workers=workers, dask=dask, progress=progress)
+    rows = [{"cell": c, "result": r} for c, r in zip(cells, results, strict=True)]
+    csv_path = write_csv([{**c, **r} for c, r in zip(cells, results, strict=True)], out / "cells.csv")
+    exp.report(rows, out, preset)
+    summary = {
+        "experiment": name,
+        "preset": preset,
+        "cells": len(cells),
+        "seconds": time.perf_counter() - t0,
+        "csv": str(csv_path),
+        "png": str(out / f"{name}.png"),
+        "markdown": str(out / f"{name}.md"),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
