@@ -79,12 +79,12 @@ def cmd_check_sampler(args) -> int:
     return 0 if tv < max(3 * noise, 0.02) else 1
 
 
-def _load_data(name: str, root: str | None, seed: int):
+def _load_data(name: str, root: str | None, seed: int, download: bool = False):
     from physamp.data import default_dataset, load_dataset
 
     if name in ("default", "mnist-default"):
         return default_dataset(binarize_seed=seed)
-    return load_dataset(name, root=root, binarize_seed=seed)
+    return load_dataset(name, root=root, binarize_seed=seed, download=download)
 
 
 def _sample_figure(rbm, sampler_name: str, options: dict, path, image_shape, num: int = 100, seed: int = 0):
@@ -147,7 +147,7 @@ def cmd_train_rbm(args) -> int:
     from physamp.models.rbm_train import RBMTrainConfig, RBMTrainer
     from physamp.training import resolve_device
 
-    data = _load_data(args.dataset, args.data_root, args.binarize_seed)
+    data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
     cfg = RBMTrainConfig(
         n_hidden=args.hidden,
         epochs=args.epochs,
@@ -219,7 +219,7 @@ def cmd_ais(args) -> int:
     from physamp.ais import estimate_log_z, test_nll
 
     rbm, cfg = _load_rbm(args.checkpoint)
-    data = _load_data(args.dataset, args.data_root, args.binarize_seed)
+    data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
     if data.n_features != rbm.n_visible:
         raise ValueError(
             f"the checkpoint's RBM has {rbm.n_visible} visible units but {data.name} has "
@@ -334,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mnist-offline, mnist-bundled, mnist, connect4",
     )
     s.add_argument("--data-root", default=None, help="directory with the dataset's files")
+    s.add_argument("--download", action="store_true", help="download the dataset (checksummed, cached)")
     s.add_argument("--binarize-seed", type=int, default=0, help="seed of the test set's one-off binarisation")
     s.add_argument("--hidden", type=int, default=d.n_hidden)
     s.add_argument("--epochs", type=int, default=d.epochs)
@@ -373,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("checkpoint")
         s.add_argument("--dataset", default="mnist-default")
         s.add_argument("--data-root", default=None)
+        s.add_argument("--download", action="store_true")
         s.add_argument("--binarize-seed", type=int, default=0)
         s.add_argument("--ais-runs", type=int, default=100)
         s.add_argument("--ais-betas", type=int, default=14500)
