@@ -50,3 +50,90 @@ def test_topology_command(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "784 visible x 784 hidden units, 4592 connections" in out
     assert png.stat().st_size > 1000
+
+
+def test_train_rbm_ais_and_sample_commands(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = [
+        "train-rbm",
+        "--dataset",
+        "mnist-bundled",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "-k",
+        "1",
+        "--ais-runs",
+        "4",
+        "--ais-betas",
+        "50",
+        "--figure-steps",
+        "5",
+        "--run-dir",
+        str(run),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "test NLL:" in out and "AIS log Z" in out and "mnist-bundled" in out
+    for name in ("checkpoint.pt", "metrics.jsonl", "samples.png", "result.json", "config.json"):
+        assert (run / name).exists(), name
+    import json
+
+    result = json.loads((run / "result.json").read_text())
+    assert result["test_nll_lower"] <= result["test_nll"] <= result["test_nll_upper"]
+    # a second run with other settings in the same directory is refused, nothing lost
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main([*args[:4], "9", *args[5:]]) == 2
+    assert "already holds a different run" in capsys.readouterr().err
+    assert (run / "checkpoint.pt").read_bytes() == before
+    assert (
+        main(
+            [
+                "ais",
+                str(run / "checkpoint.pt"),
+                "--dataset",
+                "mnist-bundled",
+                "--ais-runs",
+                "4",
+                "--ais-betas",
+                "50",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert "test NLL:" in capsys.readouterr().out
+    png = tmp_path / "s.png"
+    assert (
+        main(
+            [
+                "sample",
+                str(run / "checkpoint.pt"),
+                "--sampler",
+                "neal",
+                "-o",
+                "num_sweeps=5",
+                "--num",
+                "16",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
+    assert png.stat().st_size > 1000
+
+
+def test_corrupt_checkpoint_is_a_clear_cli_error(tmp_path, capsys):
+    bad = tmp_path / "c.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["ais", str(bad), "--dataset", "mnist-bundled"]) == 2
+    assert "not a readable physamp checkpoint" in capsys.readouterr().err
+
+
+def test_experiment_list(capsys):
+    assert main(["experiment", "list"]) == 0
+    assert "removed-connections" in capsys.readouterr().out
+    assert main(["experiment", "no-such-figure"]) == 2
