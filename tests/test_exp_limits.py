@@ -1,0 +1,49 @@
+"""Experiments of thesis ch. 3: magnitude limit, noise x limit, chimera, sample grids (tiny overrides)."""
+
+import csv
+import math
+
+import pytest
+
+from physamp.experiments.runner import run_experiment
+
+TINY_AIS = dict(ais_runs=4, ais_betas=50)
+
+
+def _run(name, tmp_path, monkeypatch, overrides, preset="quick"):
+    monkeypatch.setenv("PHYSAMP_MODEL_CACHE", str(tmp_path / "models"))
+    out = tmp_path / name
+    summary = run_experiment(name, preset, out, workers=1, progress=False, overrides=overrides)
+    with open(summary["csv"]) as f:
+        rows = list(csv.DictReader(f))
+    md = (out / f"{name}.md").read_text()
+    png = out / f"{name}.png"
+    assert png.exists() and png.stat().st_size > 1024
+    return summary, rows, md
+
+
+def _check_nll_outputs(rows, md, n_cells):
+    assert len(rows) == n_cells
+    assert all(math.isfinite(float(r["nll"])) for r in rows)
+    assert all(float(r["nll_lower"]) <= float(r["nll"]) + 1e-9 <= float(r["nll_upper"]) + 2e-9 for r in rows)
+    header = next(line for line in md.splitlines() if line.startswith("| "))
+    assert "test NLL" in header and "thesis" in header
+    assert "mnist" in md  # the data protocol is stated
+
+
+def test_magnitude_limit_clips_every_parameter(tmp_path, monkeypatch):
+    overrides = dict(n_hidden=6, epochs=1, thresholds=[0.05, None], seeds=[0], max_train=500, **TINY_AIS)
+    _, rows, md = _run("magnitude-limit", tmp_path, monkeypatch, overrides)
+    _check_nll_outputs(rows, md, 2)
+    by_t = {r["threshold"]: r for r in rows}
+    clipped, free = by_t["0.05"], by_t[""]
+    assert float(clipped["max_abs_w"]) <= 0.05 + 1e-7
+    assert float(clipped["max_abs_bias"]) <= 0.05 + 1e-7
+    assert float(free["max_abs_bias"]) > 0.05  # base-rate visible biases are far outside the limit
+    assert "| none |" in md and "| 0.05 |" in md
+
+
+@pytest.mark.slow
+def test_magnitude_limit_quick_preset(tmp_path, monkeypatch):
+    _, rows, md = _run("magnitude-limit", tmp_path, monkeypatch, None)
+    _check_nll_outputs(rows, md, 6)
