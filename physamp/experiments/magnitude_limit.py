@@ -80,7 +80,9 @@ def cells(p: dict) -> list[dict]:
     out = []
     for seed in p["seeds"]:
         for t in p["thresholds"]:
-            train = dict(n_hidden=p["n_hidden"], epochs=p["epochs"], k=15, seed=seed, max_weight=t, max_bias=t)
+            train = dict(
+                n_hidden=p["n_hidden"], epochs=p["epochs"], k=15, seed=seed, max_weight=t, max_bias=t
+            )
             out.append(
                 {
                     "experiment": NAME,
@@ -122,9 +124,8 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     fig, ax = new_figure()
     finite = [(t, m, s) for t, m, s, _ in agg if t != math.inf]
     if finite:
-        ax.errorbar(
-            [t for t, _, _ in finite], [m for _, m, _ in finite], yerr=[s for *_, s in finite], marker="o", capsize=3
-        )
+        xs, ys, es = zip(*finite, strict=True)
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3)
     if base is not None:
         ax.axhline(base, color="gray", linestyle="--", label="no limit")
         ax.legend(fontsize=8)
@@ -139,7 +140,8 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         tt = None if t == math.inf else t
         rel = "" if base is None else f"{100 * (m / base - 1):+.1f} %"
         table_rows.append([_label(tt), m, s, n, rel, f"{max_w[t]:.3g}", thesis_note(tt)])
-    table = markdown_table(["limit t", "test NLL", "std", "seeds", "vs no limit", "max abs W", "thesis"], table_rows)
+    header = ["limit t", "test NLL", "std", "seeds", "vs no limit", "max abs W", "thesis"]
+    table = markdown_table(header, table_rows)
     notes = (
         "The thesis column is qualitative: the thesis text available here gives no per-threshold "
         "numbers for Fig. 3.4b. Compare the shape (flat for t ≥ 1, a steep rise below) and the "
