@@ -161,6 +161,7 @@ class GibbsKernel:
         self.c = (params.c * scale).t().contiguous() if params.c.dim() == 2 else (params.c * scale)[:, None]
         dev, dt = params.W.device, params.W.dtype
         self.words: torch.Tensor | None = None  # buffer for torch-generated words
+        self._rbuf: torch.Tensor | None = None  # the random integers as floats
         self.dtype, self.device = dt, dev
 
     def _random_int16(self, n: int, generator) -> torch.Tensor:
@@ -178,8 +179,13 @@ class GibbsKernel:
     def _bernoulli(self, a: torch.Tensor, generator) -> torch.Tensor:
         """{0,1} draws with P(1) = σ(a) from pre-scaled activations ``a``, in place in ``a``."""
         if self.rng == "int16":
-            r = self._random_int16(a.numel(), generator).view(a.shape)
-            return a.sigmoid_().sub_(r, alpha=1.0 / 65536).gt_(0.5)
+            r = self._random_int16(a.numel(), generator)
+            # int16 -> float32 in a reused buffer: a separate vectorised copy is ~2x cheaper
+            # than letting sub_ promote the int16 operand on the fly
+            if self._rbuf is None or self._rbuf.numel() < a.numel():
+                self._rbuf = torch.empty(a.numel(), device=self.device, dtype=a.dtype)
+            f = self._rbuf[: a.numel()].view(a.shape).copy_(r.view(a.shape))
+            return a.sigmoid_().sub_(f, alpha=1.0 / 65536).gt_(0.5)
         g = generator if isinstance(generator, torch.Generator) else None
         u = torch.rand(a.shape, generator=g, device=a.device, dtype=a.dtype)
         return a.sigmoid_().sub_(u).gt_(0.0)
