@@ -47,3 +47,24 @@ def test_magnitude_limit_clips_every_parameter(tmp_path, monkeypatch):
 def test_magnitude_limit_quick_preset(tmp_path, monkeypatch):
     _, rows, md = _run("magnitude-limit", tmp_path, monkeypatch, None)
     _check_nll_outputs(rows, md, 6)
+
+
+def test_noise_and_limit_grid(tmp_path, monkeypatch):
+    overrides = dict(
+        n_hidden=4, epochs=1, noise=[0.0, 0.5], limits=[0.05, None], seeds=[0], max_train=300, **TINY_AIS
+    )
+    _, rows, md = _run("noise-and-limit", tmp_path, monkeypatch, overrides)
+    _check_nll_outputs(rows, md, 4)
+    cell = {(r["noise"], r["limit"]): r for r in rows}
+    assert set(cell) == {("0.0", "0.05"), ("0.0", ""), ("0.5", "0.05"), ("0.5", "")}
+    for sigma in ("0.0", "0.5"):
+        assert float(cell[(sigma, "0.05")]["max_abs_w"]) <= 0.05 + 1e-7  # the limit holds under noise too
+    # training on the noisy device changes the learned model (same seed, same data)
+    assert cell[("0.5", "")]["nll"] != cell[("0.0", "")]["nll"]
+    assert "| 0.5 | none |" in md and "vs unconstrained" in md
+
+
+@pytest.mark.slow
+def test_noise_and_limit_quick_preset(tmp_path, monkeypatch):
+    _, rows, md = _run("noise-and-limit", tmp_path, monkeypatch, None)
+    _check_nll_outputs(rows, md, 9)
