@@ -68,3 +68,22 @@ def test_noise_and_limit_grid(tmp_path, monkeypatch):
 def test_noise_and_limit_quick_preset(tmp_path, monkeypatch):
     _, rows, md = _run("noise-and-limit", tmp_path, monkeypatch, None)
     _check_nll_outputs(rows, md, 9)
+
+
+def test_chimera_topologies(tmp_path, monkeypatch):
+    overrides = dict(epochs=1, topologies=["pixel_blocks", "extended", "dense"], max_train=200, **TINY_AIS)
+    _, rows, md = _run("chimera", tmp_path, monkeypatch, overrides)
+    _check_nll_outputs(rows, md, 3)
+    by = {r["topology"]: r for r in rows}
+    for name in ("pixel_blocks", "extended"):
+        assert int(by[name]["connections"]) == 4592
+        assert int(by[name]["nonzero_weights"]) <= 4592  # masked weights stayed exactly zero
+        assert by[name]["train.topology"].startswith("chimera")
+    assert int(by["dense"]["connections"]) == 784 * 784
+    assert "138.2" in md and "160.9" in md and "not given" in md
+
+
+@pytest.mark.slow
+def test_chimera_quick_preset(tmp_path, monkeypatch):
+    _, rows, md = _run("chimera", tmp_path, monkeypatch, None)
+    _check_nll_outputs(rows, md, 3)
