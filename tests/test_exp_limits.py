@@ -87,3 +87,47 @@ def test_chimera_topologies(tmp_path, monkeypatch):
 def test_chimera_quick_preset(tmp_path, monkeypatch):
     _, rows, md = _run("chimera", tmp_path, monkeypatch, None)
     _check_nll_outputs(rows, md, 3)
+
+
+def test_sample_grids(tmp_path, monkeypatch):
+    import numpy as np
+
+    overrides = dict(
+        n_hidden=6,
+        epochs=1,
+        steps=20,
+        sampling_noise=[0.3],
+        train_noise=[0.3],
+        limits=[0.05],
+        removed=["chimera"],
+        max_train=200,
+    )
+    summary, rows, md = _run("sample-grids", tmp_path, monkeypatch, overrides)
+    figures = [r["figure"] for r in rows]
+    assert figures == ["3.3", "3.3", "3.3", "3.5", "3.6", "3.8"]
+    out = tmp_path / "sample-grids"
+    for r in rows:
+        arr = np.load(r["npy"])
+        assert arr.shape == (100, 784)  # a 10 x 10 grid of 28 x 28 images
+        assert 0.0 <= arr.min() and arr.max() <= 1.0 and np.isfinite(arr).all()
+        assert float(r["sample_seconds"]) >= 0 and r["sampling.steps"] == "20"
+        assert (tmp_path / "models" / "sample-grids").exists() and r["png"].endswith(".png")
+    grids = sorted((out / "grids").glob("*.png"))
+    assert len(grids) == 6 and all(g.stat().st_size > 1024 for g in grids)
+    assert "| thesis | setting |" in md and "Fig. 3.8" in md
+    chimera = next(r for r in rows if r["figure"] == "3.8")
+    assert int(chimera["connections"]) == 4592
+    # the noise-free and the noisy-at-sampling grids of one model differ
+    a, b = (np.load(r["npy"]) for r in rows[:2])
+    assert not np.allclose(a, b)
+    # the report regenerates grids whose cached files were removed
+    for p in (tmp_path / "models" / "sample-grids").iterdir():
+        p.unlink()
+    run_experiment("sample-grids", "quick", out, workers=1, progress=False, overrides=overrides)
+    assert len(list((out / "grids").glob("*.png"))) == 6
+
+
+@pytest.mark.slow
+def test_sample_grids_quick_preset(tmp_path, monkeypatch):
+    _, rows, md = _run("sample-grids", tmp_path, monkeypatch, None)
+    assert len(rows) == 11
