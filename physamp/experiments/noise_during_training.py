@@ -20,10 +20,11 @@ with the noise present during training. No per-point values are used: the
 paper's text was not found by search, so we compare the ordering only.
 
 Presets: ``quick`` (784 x 100, 2 epochs, σ ∈ {0, 0.1, 0.2}, 1 seed, AIS 2,000 x
-20; about 30 s on one core) and ``full`` (784 x 500, 20 epochs, σ ∈ {0, 0.05, 0.1,
-0.2, 0.3, 0.5}, 5 seeds, S&M AIS 14,500 x 100; 30 cells, each about 3 min of
-training plus 1 min of AIS on one core: about 2 hours on one core, 15 min on 8
-workers).
+20; well under a minute on one core) and ``full`` (784 x 500, 20 epochs, σ ∈ {0,
+0.05, 0.1, 0.2, 0.3, 0.5}, 5 seeds, S&M AIS 14,500 x 100; 30 cells). Measured on
+one loaded core: a PCD-15 epoch of 784 x 500 takes about 9.5 s with or without
+noise (about 3 min per model) and one AIS run about 1-1.5 min, so about 4.5 min
+per cell: about 2-2.5 hours on one core, about 20 min on 8 workers.
 """
 
 from __future__ import annotations

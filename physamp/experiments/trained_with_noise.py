@@ -28,8 +28,10 @@ text was not found by search.)
 Presets: ``quick`` (784 x 100, 2 epochs, σ_train ∈ {0, 0.1}, σ_sample ∈ {0, 0.05,
 0.1}, 1 seed, 4 draws, AIS 1,000 x 20; about 1 min on one core) and ``full``
 (784 x 500, 20 epochs, σ_train ∈ {0, 0.1}, σ_sample ∈ {0, 0.025, 0.05, 0.075,
-0.1, 0.15}, 5 seeds, 10 draws, S&M AIS 14,500 x 100; 60 cells, each noisy cell
-about 10-12 min on one core: about 10 hours on one core, 1.5 h on 8 workers).
+0.1, 0.15}, 5 seeds, 10 draws, S&M AIS 14,500 x 100; 60 cells). Measured on one
+loaded core: about 3 min of training per model (10 models; the σ_train = 0 ones
+are shared with ``noise-at-sampling``) and about 15-17 min per noisy cell (10
+batched AIS draws), so about 14 hours on one core, about 2 hours on 8 workers.
 """
 
 from __future__ import annotations
