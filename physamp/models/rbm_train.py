@@ -56,7 +56,7 @@ class RBMTrainConfig:
     num_chains: int = 100  # PCD fantasy particles
     sampler: str = "gibbs"
     sampler_options: dict[str, Any] = field(default_factory=dict)
-    topology: str | None = None  # None | "chimera[:pixel_blocks|:extended]" | "random:FRACTION"
+    topology: str | None = None  # None | chimera[:pixel_blocks|:extended] | pegasus | zephyr | random:F
     max_weight: float | None = None
     max_bias: float | None = None
     weight_noise: float = 0.0
@@ -96,7 +96,9 @@ class RBMTrainConfig:
 
 def parse_topology(spec: str | None, n_visible: int, n_hidden: int, seed: int = 0):
     """``None`` (dense), ``"chimera"`` / ``"chimera:pixel_blocks"`` / ``"chimera:extended"``,
-    or ``"random:F"`` (a fraction F of the connections removed, seeded) → topology or None."""
+    ``"pegasus"`` / ``"zephyr"`` (784x784 only, pixel-ordered visibles; see
+    :mod:`physamp.topology.modern_pixels`), or ``"random:F"`` (a fraction F of the
+    connections removed, seeded) → topology or None."""
     if spec is None or spec in ("", "dense", "none"):
         return None
     from physamp import topology as T
@@ -129,8 +131,19 @@ def parse_topology(spec: str | None, n_visible: int, n_hidden: int, seed: int = 
         except ValueError:
             raise ValueError(f"random topology needs a fraction, e.g. random:0.5; got {spec!r}") from None
         return T.random_mask(n_visible, n_hidden, frac, seed=seed)
+    if kind in ("pegasus", "zephyr"):
+        from physamp.topology.modern_pixels import modern_rbm
+
+        if arg or n_visible != 784 or n_hidden != 784:
+            raise ValueError(
+                f"the {kind} topology is a 784 visible x 784 hidden RBM with a 28x28 pixel mapping "
+                f"(spec {kind!r}, no options); got spec {spec!r} with {n_visible} visible x "
+                f"{n_hidden} hidden"
+            )
+        return modern_rbm(kind)
     raise ValueError(
-        f"unknown topology {spec!r}; use dense, chimera[:pixel_blocks|:extended] or random:FRACTION"
+        f"unknown topology {spec!r}; use dense, chimera[:pixel_blocks|:extended], pegasus, zephyr "
+        "or random:FRACTION"
     )
 
 
