@@ -26,7 +26,7 @@ pixel blocks 160.9. The thesis text used here gives no number for a dense
 ours is a reference of this reproduction only.
 
 Presets: ``quick`` (784 x 784, 1 epoch, 1 seed, AIS 2,000 x 20: about 5 s per
-chimera cell and 20 s for the dense cell on one core, 3 cells, under a minute)
+chimera cell and 35 s for the dense cell on one core, 3 cells, about a minute)
 and ``full`` (784 x 784, 20 epochs, 5 seeds, S&M AIS 14,500 x 100: about 3 minutes
 per chimera cell and 4.5 minutes per dense cell on one core, 15 cells ≈ 55
 core-minutes, ≈ 30 minutes with 2 workers).

@@ -41,10 +41,11 @@ Presets: ``quick`` (784 x 100 (chimera 784 x 784), 3 epochs, 1,000 Gibbs steps,
 from 7 trained models, about 10 s of training per model and 1-3 s of sampling
 per grid on one core, a few minutes in all) and ``full`` (784 x 500 (chimera
 784 x 784), 20 epochs, 100,000 Gibbs steps, the same settings plus
-random:0.99, 1 seed: about 2.5 minutes of training per model and, measured from
-the quick cells' sampling time scaled by 100 and by the model size, about 5-10
-minutes of sampling per dense 784 x 500 grid and about 3 minutes per chimera
-grid on one core: 12 grids ≈ 2 core-hours, ≈ 1 hour with 2 workers).
+random:0.99, 1 seed: about 2.5 minutes of training per model (7 models). The
+quick run measured 0.5-0.9 s per 1,000 steps for a 784 x 100 grid (1.9 s on the
+noisy device) and 0.4 s for the chimera grid; x100 steps and x4-5 for 784 x 500
+gives about 4-8 minutes per dense grid and under a minute per chimera grid on one
+core: 12 grids ≈ 1.5 core-hours, ≈ 45 minutes with 2 workers).
 """
 
 from __future__ import annotations
