@@ -275,3 +275,11 @@ def test_progress_bar_runs(capsys):
     rbm = random_rbm(6, 4, seed=0)
     res = ais.estimate_log_z(rbm, num_runs=5, betas=np.linspace(0, 1, 50), progress=True)
     assert math.isfinite(res.log_z)
+
+
+@pytest.mark.slow
+def test_stored_exact_log_z_of_the_784x20_fixture_is_current():
+    """Recompute the fixture's exact log Z (2^20 hidden states; ~30 s on one core)."""
+    rbm = trained_784x20()
+    stored = float(torch.load(DATA / "rbm_784x20.pt")["log_z"])
+    assert ais.exact_log_z(rbm) == pytest.approx(stored, abs=1e-6)
