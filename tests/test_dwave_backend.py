@@ -291,9 +291,7 @@ def test_out_of_range_raises_before_submitting():
     assert sampler.calls == []
     # tighter ranges given to the backend are honoured
     with pytest.raises(ValueError, match="h_range"):
-        DWaveBackend(sampler, topology=cell_topology(), h_range=(-0.01, 0.01)).sample(
-            random_rbm(seed=0), 10
-        )
+        DWaveBackend(sampler, topology=cell_topology(), h_range=(-0.01, 0.01)).sample(random_rbm(seed=0), 10)
     assert sampler.calls == []
 
 
@@ -445,3 +443,34 @@ def test_chains_with_minorminer_embedding():
     # a user embedding is used as given
     fixed = DWaveBackend(mock(shape=(2, 2, 4), seed=8, sweeps=50), embedding=emb)
     assert fixed.dry_run(rbm, 10).num_qubits == sum(len(c) for c in emb.values())
+
+
+def physamp_rbm(nv, nh):
+    from physamp import RBM
+
+    return RBM(nv, nh)
+
+
+def test_token_not_logged_by_the_real_cloud_client(monkeypatch, capsys, caplog, tmp_path):
+    """Ocean's client logs its config (token included) at DEBUG: our redaction must catch it.
+
+    The real DWaveSampler is built against an unreachable local endpoint (no network).
+    """
+    import logging
+
+    secret = "DEV-" + secrets.token_hex(20)
+    monkeypatch.setenv("DWAVE_API_TOKEN", secret)
+    (tmp_path / "empty.conf").write_text("")
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(tmp_path / "empty.conf"))
+    monkeypatch.setenv("DWAVE_API_ENDPOINT", "http://127.0.0.1:9/sapi/v2/")
+    monkeypatch.setenv("DWAVE_LEAP_API_ENDPOINT", "http://127.0.0.1:9/leap/api/")
+    caplog.set_level(logging.DEBUG)
+    backend = DWaveBackend()
+    from physamp.samplers.dwave import DWaveConnectionError
+
+    rbm = physamp_rbm(3, 2)
+    with pytest.raises(DWaveConnectionError) as info:
+        backend.sample(rbm, 10)
+    text = caplog.text + capsys.readouterr().out + capsys.readouterr().err + str(info.value) + repr(backend)
+    assert any(r.name.startswith("dwave") for r in caplog.records), str(info.value)  # the client did log
+    assert secret not in text

@@ -49,6 +49,7 @@ Gibbs acceptance (it then samples ``exp(-E_programmed)`` exactly, β_eff = 1).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -101,6 +102,38 @@ def _redact(text: str) -> str:
         if secret:
             text = text.replace(secret, "<redacted>")
     return _TOKEN_PATTERN.sub("<redacted>", text)
+
+
+_REDACTING_FACTORY_INSTALLED = False
+
+
+def install_log_redaction() -> None:
+    """Redact API tokens from every log record of the ``dwave`` loggers (idempotent).
+
+    Ocean's cloud client logs its configuration, token included, at DEBUG level.
+    A log-record factory (which, unlike a logger filter, also covers child loggers
+    and handlers configured later) rewrites the message of any record from a
+    ``dwave.*`` logger with the token replaced by ``<redacted>``.
+    """
+    global _REDACTING_FACTORY_INSTALLED
+    if _REDACTING_FACTORY_INSTALLED:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        if record.name.startswith("dwave"):
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed record: leave it to the logging module
+                return record
+            clean = _redact(message)
+            if clean != message:
+                record.msg, record.args = clean, ()
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _REDACTING_FACTORY_INSTALLED = True
 
 
 def _as_bool_mask(mask, shape: tuple[int, int]) -> np.ndarray:
@@ -271,6 +304,7 @@ class DWaveBackend(Sampler):
     def _connect(self):
         if not token_available():
             raise MissingTokenError(_TOKEN_HELP)
+        install_log_redaction()
         import dwave.system
 
         message = None
@@ -296,17 +330,14 @@ class DWaveBackend(Sampler):
         if unknown:
             valid = ", ".join(sorted(set(sampler.parameters) - set(self._MANAGED)))
             raise UnknownOptionError(
-                f"{type(sampler).__name__} has no parameter(s) {unknown}; its parameters are: "
-                f"{valid}"
+                f"{type(sampler).__name__} has no parameter(s) {unknown}; its parameters are: {valid}"
             )
 
     @property
     def parameters(self) -> dict[str, str]:  # type: ignore[override]
         out = dict(self._OWN)
         if self._sampler is not None:
-            out.update(
-                {k: "solver parameter" for k in self._sampler.parameters if k not in self._MANAGED}
-            )
+            out.update({k: "solver parameter" for k in self._sampler.parameters if k not in self._MANAGED})
         return out
 
     def _check_overrides(self, overrides: dict[str, Any]) -> None:
@@ -377,9 +408,7 @@ class DWaveBackend(Sampler):
         nv, nh = params.n_visible, params.n_hidden
         ising = rbm_to_ising(params)
         W = params.W.detach().cpu().numpy()
-        scaled = IsingRBM(
-            pf * ising.h_visible, pf * ising.h_hidden, pf * ising.J, pf * ising.offset
-        )
+        scaled = IsingRBM(pf * ising.h_visible, pf * ising.h_hidden, pf * ising.J, pf * ising.offset)
         nodes = set(sampler.nodelist)
         edges = {frozenset(e) for e in sampler.edgelist}
         hr, jr = self._ranges(sampler)
@@ -514,8 +543,7 @@ class DWaveBackend(Sampler):
         if cap is not None:
             if not isinstance(cap, int) or cap < max(1, lo) or cap > hi:
                 raise ValueError(
-                    f"num_reads_per_call={cap!r} is outside the solver's num_reads_range "
-                    f"[{lo}, {hi}]"
+                    f"num_reads_per_call={cap!r} is outside the solver's num_reads_range [{lo}, {hi}]"
                 )
             hi = cap
         reads, left = [], num_samples
@@ -628,9 +656,7 @@ class DWaveBackend(Sampler):
                     total[k] = total.get(k, 0.0) + float(v)
         info["qpu_timing"] = timings
         info["qpu_timing_total"] = total
-        info["problem_ids"] = [
-            ss.info["problem_id"] for ss in samplesets if "problem_id" in ss.info
-        ]
+        info["problem_ids"] = [ss.info["problem_id"] for ss in samplesets if "problem_id" in ss.info]
 
         beta_eff, source = self.beta_eff, "assumed" if self.beta_eff is not None else None
         if plan.estimate_temperature:
