@@ -285,3 +285,74 @@ def test_rbm_masked_chimera_trainer_uses_mask():
     topo = parse_topology("chimera:extended", 784, 784)
     assert topo.name.endswith("[extended_pixel_blocks]")
     assert isinstance(physamp.RBM(784, 784, mask=topo.mask), torch.nn.Module)
+
+
+def test_metrics_of_a_run_killed_before_its_first_checkpoint_are_not_duplicated(tmp_path):
+    cfg = small_cfg()
+    data = toy_data()
+    tr = RBMTrainer(cfg, data)
+    loop = TrainLoop(
+        tr.step,
+        total_steps=tr.total_steps,
+        state=tr.state(),
+        run_dir=tmp_path / "r",
+        config=tr.config_dict(),
+        checkpoint_every=100,
+        progress=False,
+    )
+
+    class Kill(Exception):
+        pass
+
+    def killer(lp, step, metrics):
+        if step == 3:
+            raise Kill
+
+    from physamp.training.loop import _FnCallback
+
+    loop.callbacks.append(_FnCallback(killer))
+    with pytest.raises(Kill):
+        loop.run()
+    # a record half-written by the crash
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "rec')
+    RBMTrainer(cfg, data).fit(run_dir=tmp_path / "r", progress=False, log_every=1)
+    steps = [r["step"] for r in read_metrics(tmp_path / "r" / "metrics.jsonl")]
+    assert steps == list(range(1, tr.total_steps + 1))
+
+
+@pytest.mark.parametrize(
+    "sampler, extra",
+    [("simulated", {}), ("gibbs", {"weight_noise": 0.1, "bias_noise": 0.1}), ("neal", {}), ("exact", {})],
+)
+def test_resume_is_bit_identical_for_other_backends(tmp_path, sampler, extra):
+    cfg = small_cfg(sampler=sampler, epochs=2, **extra)
+    full = run_trainer(tmp_path / "full", cfg=cfg)
+    run_trainer(tmp_path / "cut", stop_after=3, cfg=cfg)
+    resumed = run_trainer(tmp_path / "cut", cfg=cfg)
+    assert torch.equal(full.rbm.W, resumed.rbm.W) and torch.equal(full.rbm.b, resumed.rbm.b)
+
+
+def test_simulated_training_sampler_runs_k_persistent_steps():
+    s = build_training_sampler(small_cfg(sampler="simulated", weight_noise=0.1, k=3))
+    assert s.weight_noise == 0.1 and s.child.steps == 3 and s.child.persistent
+    s = build_training_sampler(small_cfg(sampler="simulated", k=4, sampler_options={"child": "neal"}))
+    assert type(s.child).__name__ == "NealSampler" and s.child.num_sweeps == 4 and s.child.persistent
+    s = build_training_sampler(small_cfg(sampler="neal", bias_noise=0.2, k=5, method="cd"))
+    assert s.bias_noise == 0.2 and s.child.num_sweeps == 5 and not s.child.persistent
+
+
+def test_run_with_a_sampler_object_resumes(tmp_path):
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    def make():
+        cfg = small_cfg(sampler="dimod", epochs=1, sampler_options={"sampler": SimulatedAnnealingSampler()})
+        return RBMTrainer(cfg, toy_data(d=6))
+
+    a = make()
+    a.fit(run_dir=tmp_path / "r", progress=False, stop_after=2)
+    assert (
+        "SimulatedAnnealingSampler"
+        in json.loads((tmp_path / "r" / "config.json").read_text())["sampler_options"]["sampler"]
+    )
+    make().fit(run_dir=tmp_path / "r", progress=False)  # a new object, the same run: no error

@@ -163,27 +163,49 @@ def _chain_options(name: str, k: int, persistent: bool) -> dict[str, Any]:
 
 
 def build_training_sampler(cfg: RBMTrainConfig) -> Sampler:
-    """The negative-phase sampler: backend ``cfg.sampler`` with k steps, wrapped in the
-    simulated device when noise is asked for."""
+    """The negative-phase sampler: backend ``cfg.sampler`` running k steps (persistent for PCD),
+    wrapped in the simulated device when noise is asked for.
+
+    With ``sampler="simulated"`` the k steps go to its child (``child`` option,
+    ``gibbs`` by default); ``weight_noise`` / ``bias_noise`` of the config and of the
+    options are the same thing (the options win).
+    """
     persistent = cfg.method == "pcd"
-    options = {**_chain_options(cfg.sampler, cfg.k, persistent), **cfg.sampler_options}
-    if cfg.weight_noise > 0 or cfg.bias_noise > 0:
-        if cfg.sampler == "simulated":
-            options.setdefault("weight_noise", cfg.weight_noise)
-            options.setdefault("bias_noise", cfg.bias_noise)
-            return make_sampler("simulated", seed=cfg.seed + 1, space=cfg.noise_space, **options)
-        return make_sampler(
-            "simulated",
-            child=cfg.sampler,
-            seed=cfg.seed + 1,
-            weight_noise=cfg.weight_noise,
-            bias_noise=cfg.bias_noise,
-            space=cfg.noise_space,
-            **options,
-        )
-    if cfg.sampler == "simulated":
-        options = {**_chain_options("gibbs", cfg.k, persistent), **cfg.sampler_options}
+    options = dict(cfg.sampler_options)
+    noisy = cfg.weight_noise > 0 or cfg.bias_noise > 0
+    if cfg.sampler == "simulated" or noisy:
+        child = options.pop("child", "gibbs") if cfg.sampler == "simulated" else cfg.sampler
+        chain = _chain_options(child, cfg.k, persistent) if isinstance(child, str) else {}
+        options.setdefault("weight_noise", cfg.weight_noise)
+        options.setdefault("bias_noise", cfg.bias_noise)
+        options.setdefault("space", cfg.noise_space)
+        return make_sampler("simulated", child=child, seed=cfg.seed + 1, **{**chain, **options})
+    options = {**_chain_options(cfg.sampler, cfg.k, persistent), **options}
     return make_sampler(cfg.sampler, seed=cfg.seed + 1, **options)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else a stable description (class name, and properties
+    of a dimod sampler's graph size) -- never a repr with a memory address."""
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    desc = f"{type(value).__module__}.{type(value).__qualname__}"
+    for attr in ("nodelist", "visible"):
+        if hasattr(value, attr):
+            try:
+                desc += f"[{len(getattr(value, attr))} {attr}]"
+            except TypeError:
+                pass
+    return desc
 
 
 @torch.no_grad()
@@ -291,7 +313,10 @@ class RBMTrainer:
         }
 
     def config_dict(self) -> dict[str, Any]:
-        return {"model": "rbm", "n_visible": self.rbm.n_visible, **asdict(self.cfg)}
+        """The run's JSON description (objects in ``sampler_options`` by their class name)."""
+        cfg = asdict(self.cfg)
+        cfg["sampler_options"] = {k: _jsonable(v) for k, v in cfg["sampler_options"].items()}
+        return {"model": "rbm", "n_visible": self.rbm.n_visible, **cfg}
 
     def fit(
         self,

@@ -155,9 +155,7 @@ class DimodBackend(Sampler):
         self.sample_kwargs = dict(sample_kwargs)
         # per-call overrides: the wrapped sampler's parameters (less those set here)
         self.parameters = {
-            k: "parameter of the wrapped dimod sampler"
-            for k in sampler.parameters
-            if k not in self._MANAGED
+            k: "parameter of the wrapped dimod sampler" for k in sampler.parameters if k not in self._MANAGED
         }
 
     def _repr_options(self) -> dict[str, Any]:
@@ -202,8 +200,7 @@ class DimodBackend(Sampler):
             x = sampleset_to_units(ss, labels)
             if x.shape[0] < reads:
                 raise RuntimeError(
-                    f"{type(self.sampler).__name__} returned {x.shape[0]} reads for "
-                    f"num_reads={reads}"
+                    f"{type(self.sampler).__name__} returned {x.shape[0]} reads for num_reads={reads}"
                 )
             rows.append(x[:reads])
             energies.append(bqm.energies((2 * x[:reads] - 1, labels)))

@@ -155,15 +155,15 @@ class NealSampler(Sampler):
         return samples
 
     def _initial_spins(self, params: RBMParams, num_samples: int, initial: Chains | None, beta):
-        g = self.generator(params.device)
+        g = self.generator("cpu")  # the spins go to numpy: draw them on the CPU
         if initial is None:  # uniformly random spins, as dwave-samplers' "random" generator
             bits = torch.randint(0, 2, (num_samples, params.n_visible + params.n_hidden), generator=g)
             return (2 * bits - 1).to(torch.int8).numpy()
         v0, h0 = initial.v, initial.h
         if h0 is None:  # a visible batch only: start hiddens from p(h|v) at β
-            p = torch.sigmoid(params.hidden_logits(v0, beta))
-            h0 = (torch.rand(p.shape, generator=g, device=p.device, dtype=p.dtype) < p).to(p.dtype)
-        return (2 * torch.cat([v0, h0], 1) - 1).to(torch.int8).cpu().numpy()
+            p = torch.sigmoid(params.hidden_logits(v0, beta)).cpu()
+            h0 = (torch.rand(p.shape, generator=g, dtype=p.dtype) < p).to(p.dtype)
+        return (2 * torch.cat([v0.cpu(), h0.cpu()], 1) - 1).to(torch.int8).numpy()
 
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
         num_sweeps = int(opts.get("num_sweeps", self.num_sweeps))

@@ -39,9 +39,7 @@ def check_size(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def mask_from_graph(
-    graph: nx.Graph, visible: Sequence[Hashable], hidden: Sequence[Hashable]
-) -> torch.Tensor:
+def mask_from_graph(graph: nx.Graph, visible: Sequence[Hashable], hidden: Sequence[Hashable]) -> torch.Tensor:
     """``(n_hidden, n_visible)`` bool mask: True where ``graph`` has edge (hidden[j], visible[i]).
 
     Edges between two visible or two hidden qubits, and edges touching a qubit
@@ -150,9 +148,7 @@ class Topology:
         """
         mask = torch.as_tensor(mask).to(torch.bool).cpu()
         if mask.dim() != 2:
-            raise ValueError(
-                f"mask must be 2-D (n_hidden, n_visible); got shape {tuple(mask.shape)}"
-            )
+            raise ValueError(f"mask must be 2-D (n_hidden, n_visible); got shape {tuple(mask.shape)}")
         nh, nv = mask.shape
         visible = list(range(nv)) if visible is None else list(visible)
         hidden = list(range(nv, nv + nh)) if hidden is None else list(hidden)
@@ -164,9 +160,7 @@ class Topology:
         graph = nx.Graph()
         graph.add_nodes_from(visible + hidden)
         j_idx, i_idx = np.nonzero(mask.numpy())
-        graph.add_edges_from(
-            zip([hidden[j] for j in j_idx], [visible[i] for i in i_idx], strict=True)
-        )
+        graph.add_edges_from(zip([hidden[j] for j in j_idx], [visible[i] for i in i_idx], strict=True))
         return cls(graph, visible, hidden, mask.clone(), name, dict(info or {}))
 
     # views ------------------------------------------------------------------------------

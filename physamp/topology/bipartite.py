@@ -115,6 +115,4 @@ def zephyr_rbm(m: int, t: int = 4, *, seed: int = 0) -> Topology:
     m = check_size("m", m)
     t = check_size("t", t)
     graph = dg.zephyr_graph(m, t)
-    return _bipartite_rbm(
-        graph, "zephyr_index", ("u", "w", "k", "j", "z"), f"zephyr({m},{t})", seed
-    )
+    return _bipartite_rbm(graph, "zephyr_index", ("u", "w", "k", "j", "z"), f"zephyr({m},{t})", seed)

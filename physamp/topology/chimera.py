@@ -34,9 +34,7 @@ def chimera_colour(i: int, j: int, u: int, k: int = 0) -> int:
     return (i + j + u) % 2
 
 
-def chimera_rbm(
-    m: int, n: int | None = None, t: int = 4, *, pixel_mapping: str | None = None
-) -> Topology:
+def chimera_rbm(m: int, n: int | None = None, t: int = 4, *, pixel_mapping: str | None = None) -> Topology:
     """RBM on the full Chimera graph ``C(m, n, t)`` (``dwave.graphs.chimera_graph``, linear labels).
 
     Visible units: qubits of colour 0, hidden units: colour 1 (see

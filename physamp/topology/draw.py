@@ -66,16 +66,10 @@ def draw_topology(
     nx.draw_networkx_edges(graph, pos, ax=ax, alpha=edge_alpha, width=0.5)
     nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_color=colours, node_size=size, ax=ax)
     handles = [
-        Line2D(
-            [], [], marker="o", ls="", color=VISIBLE_COLOUR, label=f"visible ({topology.n_visible})"
-        ),
-        Line2D(
-            [], [], marker="o", ls="", color=HIDDEN_COLOUR, label=f"hidden ({topology.n_hidden})"
-        ),
+        Line2D([], [], marker="o", ls="", color=VISIBLE_COLOUR, label=f"visible ({topology.n_visible})"),
+        Line2D([], [], marker="o", ls="", color=HIDDEN_COLOUR, label=f"hidden ({topology.n_hidden})"),
     ]
     ax.legend(handles=handles, loc="upper right", fontsize="small")
-    ax.set_title(
-        title if title is not None else f"{topology.name}: {topology.num_connections} connections"
-    )
+    ax.set_title(title if title is not None else f"{topology.name}: {topology.num_connections} connections")
     ax.set_axis_off()
     return ax

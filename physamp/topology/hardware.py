@@ -70,8 +70,7 @@ class IntersectionReport:
         ]
         for mq in self.missing_qubits:
             lines.append(
-                f"  {mq.kind} unit {mq.index} on qubit {mq.qubit!r}: "
-                f"{mq.lost_connections} connection(s) lost"
+                f"  {mq.kind} unit {mq.index} on qubit {mq.qubit!r}: {mq.lost_connections} connection(s) lost"
             )
         return "\n".join(lines)
 
@@ -126,9 +125,7 @@ def intersect_with_solver(
     kept = nx.Graph()
     kept.graph.update(topology.graph.graph)
     kept.add_nodes_from(
-        (q, topology.graph.nodes[q] if q in topology.graph else {})
-        for q in topology.labels()
-        if q in nodes
+        (q, topology.graph.nodes[q] if q in topology.graph else {}) for q in topology.labels() if q in nodes
     )
     for a, b in topology.graph.edges():
         if a not in nodes or b not in nodes:
@@ -137,9 +134,7 @@ def intersect_with_solver(
             kept.add_edge(a, b)
         else:
             report.missing_couplers += 1
-    restricted = Topology.from_graph(
-        kept, topology.visible, topology.hidden, topology.name, topology.info
-    )
+    restricted = Topology.from_graph(kept, topology.visible, topology.hidden, topology.name, topology.info)
     report.connections_after = restricted.num_connections
     restricted.info.update(
         missing_visible=[mq.index for mq in report.missing_qubits if mq.kind == "visible"],

@@ -34,9 +34,7 @@ def random_mask(n_visible: int, n_hidden: int, fraction_removed: float, seed: in
     """
     nv = check_size("n_visible", n_visible)
     nh = check_size("n_hidden", n_hidden)
-    if isinstance(fraction_removed, bool) or not isinstance(
-        fraction_removed, (int, float, np.floating)
-    ):
+    if isinstance(fraction_removed, bool) or not isinstance(fraction_removed, (int, float, np.floating)):
         raise ValueError(f"fraction_removed must be a number in [0, 1]; got {fraction_removed!r}")
     fraction = float(fraction_removed)
     if not 0.0 <= fraction <= 1.0:  # also refuses NaN

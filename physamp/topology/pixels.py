@@ -63,22 +63,14 @@ PIXEL_MAPPINGS = ("pixel_blocks", "extended_pixel_blocks")
 def check_pixel_mapping(name: str, m: int, n: int | None = None, t: int = 4) -> None:
     """Raise ``ValueError`` unless mapping ``name`` applies to Chimera ``C(m, n, t)``."""
     if name not in PIXEL_MAPPINGS:
-        raise ValueError(
-            f"unknown pixel mapping {name!r}; valid mappings: {', '.join(PIXEL_MAPPINGS)}"
-        )
+        raise ValueError(f"unknown pixel mapping {name!r}; valid mappings: {', '.join(PIXEL_MAPPINGS)}")
     n = m if n is None else n
     if m != n:
-        raise ValueError(
-            f"pixel mapping {name!r} needs a square Chimera (m == n); got m={m}, n={n}"
-        )
+        raise ValueError(f"pixel mapping {name!r} needs a square Chimera (m == n); got m={m}, n={n}")
     if t != 4:
-        raise ValueError(
-            f"pixel mapping {name!r} needs t=4 (four visible qubits per cell); got t={t}"
-        )
+        raise ValueError(f"pixel mapping {name!r} needs t=4 (four visible qubits per cell); got t={t}")
     if m % 2:
-        raise ValueError(
-            f"pixel mapping {name!r} needs an even m (image side 2m divisible by 4); got m={m}"
-        )
+        raise ValueError(f"pixel mapping {name!r} needs an even m (image side 2m divisible by 4); got m={m}")
 
 
 def pixel_cells(name: str, m: int) -> np.ndarray:
@@ -108,9 +100,7 @@ def pixel_cells(name: str, m: int) -> np.ndarray:
 def pixel_to_qubit(name: str, m: int) -> list[int]:
     """Linear Chimera qubit index (``dwave.graphs`` labels) carrying each pixel; length ``4 m²``."""
     coords = dg.chimera_coordinates(m, m, 4)
-    return [
-        int(coords.chimera_to_linear(tuple(int(x) for x in row))) for row in pixel_cells(name, m)
-    ]
+    return [int(coords.chimera_to_linear(tuple(int(x) for x in row))) for row in pixel_cells(name, m)]
 
 
 def pixel_mapping_permutation(name: str, m: int) -> np.ndarray:

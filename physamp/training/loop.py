@@ -199,6 +199,8 @@ class TrainLoop:
         """Load the run directory's checkpoint if there is one; returns whether it did."""
         path = self.checkpoint_path
         if path is None or not path.exists():
+            if self.logger is not None:  # a run killed before its first checkpoint starts over
+                self.logger.truncate_after(0)
             return False
         ckpt = load_checkpoint(path)
         if _canonical(ckpt.get("config", {})) != _canonical(json.loads(_canonical(self.config))):

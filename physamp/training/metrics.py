@@ -53,9 +53,12 @@ class MetricsLogger:
         """Drop records whose step is greater than ``step`` (used when resuming)."""
         if not self.path.exists():
             return
-        rows = read_metrics(self.path)
+        rows = read_metrics(self.path)  # drops a last record cut short by a crash
         keep = [r for r in rows if int(r["step"]) <= step]
-        if len(keep) == len(rows):
+        with open(self.path) as f:
+            lines = [line for line in f if line.strip()]
+        header = 1 if self.format == "csv" else 0
+        if len(keep) == len(lines) - header and (not lines or lines[-1].endswith("\n")):
             return
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
         cols = self._columns
@@ -101,8 +104,19 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     """Records of a metrics file (CSV values come back as strings or floats)."""
     path = Path(path)
     if path.suffix.lower() == ".jsonl":
+        records = []
         with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            lines = [line for line in f if line.strip()]
+        for i, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                if i == len(lines) - 1:  # a record cut short by a crash mid-write
+                    break
+                raise ValueError(
+                    f"{path}: line {i + 1} is not a JSON record; fix or remove the file"
+                ) from None
+        return records
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
