@@ -196,3 +196,21 @@ def test_gibbs_on_cuda(rbm, p_exact):
     s = make_sampler("gibbs", seed=1).sample(rbm.cuda(), N)
     assert s.v.is_cuda
     assert tv_distance(s, p_exact) < TV_TOL
+
+
+def test_sparse_structure_cache_never_serves_another_mask():
+    from physamp.samplers.gibbs import SparseStructure
+
+    for trial in range(20):  # new masks of one shape, each freed before the next is made
+        mask = torch.rand(60, 50, generator=torch.Generator().manual_seed(trial)) < 0.05
+        s = SparseStructure.get(mask)
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        assert torch.equal(s.rows, rows) and torch.equal(s.cols, cols)
+        assert SparseStructure.density_of(mask) == pytest.approx(float(mask.float().mean()))
+        del mask, s
+    # an in-place change of a mask is a new structure too
+    mask = torch.zeros(6, 5, dtype=torch.bool)
+    mask[0, 0] = True
+    assert SparseStructure.get(mask).rows.numel() == 1
+    mask[1, 1] = True
+    assert SparseStructure.get(mask).rows.numel() == 2

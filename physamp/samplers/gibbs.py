@@ -67,10 +67,11 @@ class SparseStructure:
     """
 
     _cache: dict[tuple, SparseStructure] = {}
-    _density: dict[tuple, float] = {}
+    _density: dict[tuple, tuple[torch.Tensor, float]] = {}
 
     def __init__(self, mask: torch.Tensor):
         nh, nv = mask.shape
+        self.mask = mask  # held, so its storage cannot be freed and reused while cached
         rows, cols = torch.nonzero(mask, as_tuple=True)  # row-major: sorted by (row, col)
         self.shape = (nh, nv)
         self.rows, self.cols = rows, cols
@@ -83,22 +84,25 @@ class SparseStructure:
 
     @staticmethod
     def _key(mask: torch.Tensor) -> tuple:
-        return (mask.data_ptr(), mask._version, tuple(mask.shape), str(mask.device))
+        # identity and in-place version of the tensor; the cached entry keeps the tensor
+        # alive, so id() cannot be reused by another mask while the entry exists
+        return (id(mask), mask._version, tuple(mask.shape), str(mask.device))
 
     @classmethod
     def density_of(cls, mask: torch.Tensor) -> float:
         key = cls._key(mask)
-        if key not in cls._density:
+        hit = cls._density.get(key)
+        if hit is None or hit[0] is not mask:
             if len(cls._density) > 32:
                 cls._density.clear()
-            cls._density[key] = float(mask.sum()) / max(mask.numel(), 1)
-        return cls._density[key]
+            hit = cls._density[key] = (mask, float(mask.sum()) / max(mask.numel(), 1))
+        return hit[1]
 
     @classmethod
     def get(cls, mask: torch.Tensor) -> SparseStructure:
         key = cls._key(mask)
         s = cls._cache.get(key)
-        if s is None:
+        if s is None or s.mask is not mask:
             if len(cls._cache) > 8:
                 cls._cache.clear()
             s = cls._cache[key] = cls(mask)
