@@ -18,12 +18,43 @@ def parse_options(pairs: list[str] | None) -> dict:
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: option {pair!r} must look like NAME=VALUE (e.g. steps=100)")
+            raise ValueError(f"option {pair!r} must look like NAME=VALUE (e.g. steps=100)")
         try:
             out[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             out[key] = raw
     return out
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1, with a clear message otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
 
 
 def cmd_samplers(args) -> int:
@@ -105,6 +136,8 @@ def _sample_figure(rbm, sampler_name: str, options: dict, path, image_shape, num
 
 
 def _load_rbm(path):
+    import torch
+
     from physamp.models.rbm import RBM
     from physamp.training import CheckpointError, load_checkpoint
 
@@ -113,8 +146,13 @@ def _load_rbm(path):
     sd = ckpt.get("state:model")
     if cfg.get("model") != "rbm" or sd is None:
         raise CheckpointError(f"{path} does not hold an RBM (model={cfg.get('model')!r})")
+    if not isinstance(sd, dict) or not all(isinstance(sd.get(k), torch.Tensor) for k in ("W", "b", "c")):
+        raise CheckpointError(f"{path} holds no RBM parameters W, b, c")
     rbm = RBM(int(sd["W"].shape[1]), int(sd["W"].shape[0]), mask=sd.get("mask"))
-    rbm.load_state_dict(sd)
+    try:
+        rbm.load_state_dict(sd)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: inconsistent RBM parameters ({str(err).splitlines()[0]})") from None
     return rbm, cfg
 
 
@@ -320,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="physamp", description="Physical samplers and the models trained with them."
     )
     p.add_argument("--version", action="version", version=f"physamp {__version__}")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser(
@@ -336,24 +376,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", default=None, help="directory with the dataset's files")
     s.add_argument("--download", action="store_true", help="download the dataset (checksummed, cached)")
     s.add_argument("--binarize-seed", type=int, default=0, help="seed of the test set's one-off binarisation")
-    s.add_argument("--hidden", type=int, default=d.n_hidden)
-    s.add_argument("--epochs", type=int, default=d.epochs)
-    s.add_argument("--batch-size", type=int, default=d.batch_size)
-    s.add_argument("--lr", type=float, default=d.lr)
-    s.add_argument("--lr-final", type=float, default=d.lr_final)
+    s.add_argument("--hidden", type=positive_int, default=d.n_hidden)
+    s.add_argument("--epochs", type=positive_int, default=d.epochs)
+    s.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    s.add_argument("--lr", type=positive_float, default=d.lr)
+    s.add_argument("--lr-final", type=positive_float, default=d.lr_final)
     s.add_argument("--lr-schedule", default=d.lr_schedule, choices=["constant", "linear", "exponential"])
     s.add_argument("--momentum", type=float, default=d.momentum)
-    s.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    s.add_argument("--weight-decay", type=nonnegative_float, default=d.weight_decay)
     s.add_argument("--method", default=d.method, choices=["pcd", "cd"])
-    s.add_argument("-k", type=int, default=d.k, help="Gibbs steps (or sweeps) per update")
-    s.add_argument("--chains", type=int, default=d.num_chains, help="PCD fantasy particles")
+    s.add_argument("-k", type=positive_int, default=d.k, help="Gibbs steps (or sweeps) per update")
+    s.add_argument("--chains", type=positive_int, default=d.num_chains, help="PCD fantasy particles")
     s.add_argument("--sampler", default=d.sampler, help="negative-phase backend (see `physamp samplers`)")
     s.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="backend option, repeatable")
     s.add_argument("--topology", default=None, help="dense (default), chimera, chimera:extended, random:0.5")
-    s.add_argument("--max-weight", type=float, default=None)
-    s.add_argument("--max-bias", type=float, default=None)
-    s.add_argument("--weight-noise", type=float, default=0.0, help="σ of weight noise in the negative phase")
-    s.add_argument("--bias-noise", type=float, default=0.0, help="σ of bias noise in the negative phase")
+    s.add_argument("--max-weight", type=positive_float, default=None)
+    s.add_argument("--max-bias", type=positive_float, default=None)
+    s.add_argument(
+        "--weight-noise", type=nonnegative_float, default=0.0, help="σ of weight noise in the negative phase"
+    )
+    s.add_argument(
+        "--bias-noise", type=nonnegative_float, default=0.0, help="σ of bias noise in the negative phase"
+    )
     s.add_argument("--noise-space", default="rbm", choices=["rbm", "ising"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
@@ -361,11 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--overwrite", action="store_true", help="start over in a run directory that holds another run"
     )
-    s.add_argument("--ais-runs", type=int, default=100)
+    s.add_argument("--ais-runs", type=positive_int, default=100)
     s.add_argument(
         "--ais-betas", type=int, default=14500, help="intermediate distributions (14500: S&M schedule)"
     )
-    s.add_argument("--figure-steps", type=int, default=1000, help="Gibbs steps before the sample figure")
+    s.add_argument(
+        "--figure-steps", type=positive_int, default=1000, help="Gibbs steps before the sample figure"
+    )
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_train_rbm)
 
@@ -376,8 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--data-root", default=None)
         s.add_argument("--download", action="store_true")
         s.add_argument("--binarize-seed", type=int, default=0)
-        s.add_argument("--ais-runs", type=int, default=100)
-        s.add_argument("--ais-betas", type=int, default=14500)
+        s.add_argument("--ais-runs", type=positive_int, default=100)
+        s.add_argument("--ais-betas", type=positive_int, default=14500)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--no-progress", action="store_true")
         s.set_defaults(func=cmd_ais)
@@ -386,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint")
     s.add_argument("--sampler", default="gibbs")
     s.add_argument("-o", "--option", action="append", metavar="NAME=VALUE")
-    s.add_argument("--num", type=int, default=100)
+    s.add_argument("--num", type=positive_int, default=100)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples.png")
     s.set_defaults(func=cmd_sample)
@@ -397,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", default="quick", help="quick (minutes on a laptop) or full (the thesis's grid)"
     )
     s.add_argument("--out", default=None, help="output directory (default results/NAME/PRESET)")
-    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    s.add_argument(
+        "--workers", type=positive_int, default=None, help="local worker processes (default: one per core)"
+    )
     s.add_argument(
         "--dask",
         nargs="?",
@@ -418,9 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("check-sampler", help="compare a backend with the exact distribution of a small RBM")
     s.add_argument("name", help="backend name (see `physamp samplers`)")
     s.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="backend option, repeatable")
-    s.add_argument("--visible", type=int, default=5)
-    s.add_argument("--hidden", type=int, default=4)
-    s.add_argument("--samples", type=int, default=20_000)
+    s.add_argument("--visible", type=positive_int, default=5)
+    s.add_argument("--hidden", type=positive_int, default=4)
+    s.add_argument("--samples", type=positive_int, default=20_000)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_check_sampler)
 

@@ -137,3 +137,27 @@ def test_experiment_list(capsys):
     assert main(["experiment", "list"]) == 0
     assert "removed-connections" in capsys.readouterr().out
     assert main(["experiment", "no-such-figure"]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--threads", "0", "samplers"], "must be a positive integer"),
+        (["train-rbm", "--ais-runs", "0"], "must be a positive integer"),
+        (["train-rbm", "--weight-noise", "-0.1"], "must be a finite number >= 0"),
+        (["experiment", "removed-connections", "--set", "seeds=3"], "takes a list"),
+        (["experiment", "removed-connections", "--set", "epochs=-1"], "must be positive"),
+        (["experiment", "removed-connections", "--set", "nonsense=1"], "unknown preset keys"),
+        (["experiment", "removed-connections", "--set", "epochs"], "NAME=VALUE"),
+    ],
+)
+def test_bad_cli_input_is_one_clear_error(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        rc = exit_.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing written

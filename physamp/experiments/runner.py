@@ -61,11 +61,33 @@ def run_experiment(
         unknown = set(overrides) - set(p)
         if unknown:
             raise ValueError(f"unknown preset keys {sorted(unknown)} for {name!r}; known: {sorted(p)}")
+        for key, value in overrides.items():
+            old = p[key]
+            if isinstance(old, list) != isinstance(value, list):
+                kind = "a list, e.g. [0, 1]" if isinstance(old, list) else "a single value"
+                raise ValueError(f"preset key {key!r} of {name!r} takes {kind}; got {value!r}")
+            if (
+                isinstance(old, (int, float))
+                and not isinstance(old, bool)
+                and isinstance(value, (int, float))
+            ):
+                if old > 0 and not value > 0:
+                    raise ValueError(f"preset key {key!r} of {name!r} must be positive; got {value!r}")
         p.update(overrides)
+    cells = exp.cells(p)
     out = Path(out_dir or Path("results") / name / preset)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PHYSAMP_MODEL_CACHE", str((out.parent / "models").resolve()))
-    cells = exp.cells(p)
+    user_cache = os.environ.get("PHYSAMP_MODEL_CACHE")
+    if not user_cache:  # this run's own model cache, beside its outputs (workers inherit it)
+        os.environ["PHYSAMP_MODEL_CACHE"] = str((out.parent / "models").resolve())
+    try:
+        return _run(exp, name, preset, cells, out, workers, dask, progress)
+    finally:
+        if not user_cache:
+            os.environ.pop("PHYSAMP_MODEL_CACHE", None)
+
+
+def _run(exp, name, preset, cells, out, workers, dask, progress) -> dict:
     if workers is None:
         workers = max(1, min(len(cells), (os.cpu_count() or 1)))
     t0 = time.perf_counter()
