@@ -25,7 +25,7 @@ def test_parse_options():
         "beta": 0.5,
         "sparse": True,
     }
-    with pytest.raises(SystemExit, match="NAME=VALUE"):
+    with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_options(["steps"])
 
 
