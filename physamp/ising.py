@@ -82,6 +82,10 @@ class IsingRBM:
     def n_hidden(self) -> int:
         return self.J.shape[0]
 
+    def __iter__(self):
+        """Unpacks as ``h_visible, h_hidden, J, offset = rbm_to_ising(rbm)``."""
+        return iter((self.h_visible, self.h_hidden, self.J, self.offset))
+
     def energy(self, s_v: np.ndarray, s_h: np.ndarray) -> np.ndarray:
         """Ising energy of spin configurations ``s_v: (N, n_visible)``, ``s_h: (N, n_hidden)``."""
         s_v = np.asarray(s_v, dtype=np.float64)
@@ -109,6 +113,17 @@ def rbm_to_ising(rbm: RBM | RBMParams) -> IsingRBM:
     return IsingRBM(h_v, h_h, J, offset, mask)
 
 
+def _as_ising(ising, more: tuple) -> IsingRBM:
+    if isinstance(ising, IsingRBM):
+        if more:
+            raise TypeError("pass an IsingRBM alone, or the arrays h_visible, h_hidden, J")
+        return ising
+    if len(more) not in (2, 3):
+        raise TypeError("ising_to_rbm takes an IsingRBM or the arrays (h_visible, h_hidden, J[, offset])")
+    arrays = [_numpy64(a) for a in (ising, *more[:2])]
+    return IsingRBM(arrays[0], arrays[1], arrays[2], float(more[2]) if len(more) == 3 else 0.0)
+
+
 def ising_to_params(ising: IsingRBM, dtype=torch.float64, device=None) -> RBMParams:
     """Inverse of Eq. 3.1 as a sampler-ready :class:`RBMParams` (biases may be batched)."""
     h_v, h_h, J = (np.asarray(a, dtype=np.float64) for a in (ising.h_visible, ising.h_hidden, ising.J))
@@ -118,8 +133,21 @@ def ising_to_params(ising: IsingRBM, dtype=torch.float64, device=None) -> RBMPar
     return RBMParams(as_t(W), as_t(b), as_t(c), mask).validate()
 
 
-def ising_to_rbm(ising: IsingRBM, dtype=torch.float64, device=None) -> RBM:
-    """Inverse of Eq. 3.1: an :class:`RBM` (float64 by default) with the same distribution."""
+def ising_to_rbm(ising, *arrays, dtype=torch.float64, device=None) -> RBM:
+    """Inverse of Eq. 3.1: an :class:`RBM` (float64 by default) with the same distribution.
+
+    ``ising_to_rbm(ising_rbm)`` or ``ising_to_rbm(h_visible, h_hidden, J)`` with
+    ``J`` of shape ``(n_hidden, n_visible)`` in dimod's signs.
+    """
+    ising = _as_ising(ising, arrays)
+    for name, a in (("h_visible", ising.h_visible), ("h_hidden", ising.h_hidden), ("J", ising.J)):
+        if not np.isfinite(np.asarray(a, dtype=np.float64)).all():
+            raise ValueError(f"{name} holds NaN or inf")
+    if np.shape(ising.J) != (np.shape(ising.h_hidden)[-1], np.shape(ising.h_visible)[-1]):
+        raise ValueError(
+            f"J has shape {np.shape(ising.J)}; expected (n_hidden, n_visible) = "
+            f"({np.shape(ising.h_hidden)[-1]}, {np.shape(ising.h_visible)[-1]})"
+        )
     p = ising_to_params(ising, dtype=dtype, device=device)
     if p.batched:
         raise ValueError("ising_to_rbm needs unbatched biases; use ising_to_params for batches")

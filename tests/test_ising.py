@@ -90,3 +90,15 @@ def test_bqm_refuses_nan():
         rbm.c[1] = float("inf")
     with pytest.raises(ValueError, match="c holds 1 non-finite"):
         rbm_to_bqm(rbm)
+
+
+def test_ising_unpacks_and_converts_back_from_arrays():
+    rbm = random_rbm(3, 2, seed=8)
+    h_v, h_h, J, offset = rbm_to_ising(rbm)
+    back = ising_to_rbm(h_v, h_h, J)
+    np.testing.assert_allclose(back.W.detach().numpy(), rbm.W.detach().double().numpy(), atol=1e-7)
+    np.testing.assert_allclose(back.b.detach().numpy(), rbm.b.detach().double().numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="J has shape"):
+        ising_to_rbm(h_v, h_h, J.T)
+    with pytest.raises(ValueError, match="J holds NaN"):
+        ising_to_rbm(h_v, h_h, J * np.nan)
