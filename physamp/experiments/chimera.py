@@ -37,12 +37,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from physamp.experiments.common import (
-    evaluate_nll,
+    make_cell,
     markdown_table,
     mean_std,
     new_figure,
     save_figure,
-    trained_rbm,
+    train_and_evaluate,
     write_report,
 )
 
@@ -84,30 +84,14 @@ def cells(p: dict) -> list[dict]:
             if name not in TOPOLOGIES:
                 raise ValueError(f"unknown topology {name!r}; use {sorted(TOPOLOGIES)}")
             train = dict(n_hidden=784, epochs=p["epochs"], k=15, seed=seed, topology=TOPOLOGIES[name])
-            out.append(
-                {
-                    "experiment": NAME,
-                    "topology": name,
-                    "seed": seed,
-                    "data": "mnist-default",
-                    "max_train": p.get("max_train"),
-                    "train": train,
-                    "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
-                }
-            )
+            out.append(make_cell(NAME, p, seed, train, topology=name))
     return out
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, train_s = trained_rbm(cell["train"], cell["data"], max_train=cell.get("max_train"))
-    result = evaluate_nll(rbm, cell["data"], cell["ais"], seed=cell["seed"])
+    rbm, result = train_and_evaluate(cell)
     nonzero = int((rbm.W.detach() != 0).sum())
-    return {
-        **result,
-        "train_seconds": train_s,
-        "connections": rbm.num_connections(),
-        "nonzero_weights": nonzero,
-    }
+    return {**result, "connections": rbm.num_connections(), "nonzero_weights": nonzero}
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:

@@ -26,7 +26,17 @@ from physamp.models.rbm import RBM
 from physamp.models.rbm_train import RBMTrainConfig, RBMTrainer
 from physamp.training import load_checkpoint, save_checkpoint
 
-__all__ = ["dataset", "trained_rbm", "evaluate_nll", "ais_betas", "write_csv", "flatten", "model_cache_dir"]
+__all__ = [
+    "dataset",
+    "trained_rbm",
+    "evaluate_nll",
+    "make_cell",
+    "train_and_evaluate",
+    "ais_betas",
+    "write_csv",
+    "flatten",
+    "model_cache_dir",
+]
 
 
 @lru_cache(maxsize=4)
@@ -101,6 +111,30 @@ def evaluate_nll(rbm: RBM, data_name: str, ais: dict, seed: int = 0, max_test: i
     )
     nll = test_nll(rbm, test, log_z)
     return {"nll": nll.nll, "nll_lower": nll.nll_lower, "nll_upper": nll.nll_upper, "log_z": log_z.log_z}
+
+
+def make_cell(experiment: str, p: dict, seed: int, train: dict, **fields: Any) -> dict:
+    """One cell of a sweep: the experiment's own ``fields``, the seed, the training config
+    (:class:`RBMTrainConfig` fields), the AIS settings and any data limits of preset ``p``."""
+    cell = {
+        "experiment": experiment,
+        **fields,
+        "seed": seed,
+        "data": "mnist-default",
+        "train": train,
+        "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
+    }
+    for key in ("max_train", "max_test"):
+        if p.get(key) is not None:
+            cell[key] = p[key]
+    return cell
+
+
+def train_and_evaluate(cell: dict) -> tuple[RBM, dict]:
+    """Train (or load) the cell's RBM and estimate its test NLL: ``(rbm, result)``."""
+    rbm, train_s = trained_rbm(cell["train"], cell["data"], max_train=cell.get("max_train"))
+    result = evaluate_nll(rbm, cell["data"], cell["ais"], seed=cell["seed"], max_test=cell.get("max_test"))
+    return rbm, {**result, "train_seconds": train_s}
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

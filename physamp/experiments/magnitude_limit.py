@@ -36,11 +36,11 @@ from pathlib import Path
 
 from physamp.experiments.common import (
     aggregate,
-    evaluate_nll,
+    make_cell,
     markdown_table,
     new_figure,
     save_figure,
-    trained_rbm,
+    train_and_evaluate,
     write_report,
 )
 
@@ -83,26 +83,14 @@ def cells(p: dict) -> list[dict]:
             train = dict(
                 n_hidden=p["n_hidden"], epochs=p["epochs"], k=15, seed=seed, max_weight=t, max_bias=t
             )
-            out.append(
-                {
-                    "experiment": NAME,
-                    "threshold": t,
-                    "seed": seed,
-                    "data": "mnist-default",
-                    "max_train": p.get("max_train"),
-                    "train": train,
-                    "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
-                }
-            )
+            out.append(make_cell(NAME, p, seed, train, threshold=t))
     return out
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, train_s = trained_rbm(cell["train"], cell["data"], max_train=cell.get("max_train"))
-    result = evaluate_nll(rbm, cell["data"], cell["ais"], seed=cell["seed"])
+    rbm, result = train_and_evaluate(cell)
     return {
         **result,
-        "train_seconds": train_s,
         "max_abs_w": float(rbm.W.detach().abs().max()),
         "max_abs_bias": float(max(rbm.b.detach().abs().max(), rbm.c.detach().abs().max())),
     }

@@ -47,11 +47,11 @@ from pathlib import Path
 
 from physamp.experiments.common import (
     aggregate,
-    evaluate_nll,
+    make_cell,
     markdown_table,
     new_figure,
     save_figure,
-    trained_rbm,
+    train_and_evaluate,
     write_report,
 )
 
@@ -100,18 +100,7 @@ def cells(p: dict) -> list[dict]:
     for seed in p["seeds"]:
         for name in p["topologies"]:
             train = dict(n_hidden=784, epochs=p["epochs"], k=15, seed=seed, topology=TOPOLOGIES[name])
-            out.append(
-                {
-                    "experiment": NAME,
-                    "topology": name,
-                    "seed": seed,
-                    "data": "mnist-default",
-                    "train": train,
-                    "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
-                    "max_train": p["max_train"],
-                    "max_test": p["max_test"],
-                }
-            )
+            out.append(make_cell(NAME, p, seed, train, topology=name))
     return out
 
 
@@ -119,14 +108,8 @@ def run_cell(cell: dict) -> dict:
     import time
 
     t0 = time.perf_counter()
-    rbm, train_s = trained_rbm(cell["train"], cell["data"], max_train=cell.get("max_train"))
-    result = evaluate_nll(rbm, cell["data"], cell["ais"], seed=cell["seed"], max_test=cell.get("max_test"))
-    return {
-        **result,
-        "train_seconds": train_s,
-        "cell_seconds": time.perf_counter() - t0,
-        "connections": rbm.num_connections(),
-    }
+    rbm, result = train_and_evaluate(cell)
+    return {**result, "cell_seconds": time.perf_counter() - t0, "connections": rbm.num_connections()}
 
 
 def gap_closed(nll_chimera: float | None, nll_topo: float, nll_dense: float | None) -> float | None:

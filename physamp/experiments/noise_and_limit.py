@@ -47,11 +47,11 @@ import numpy as np
 
 from physamp.experiments.common import (
     aggregate,
-    evaluate_nll,
+    make_cell,
     markdown_table,
     new_figure,
     save_figure,
-    trained_rbm,
+    train_and_evaluate,
     write_report,
 )
 
@@ -109,25 +109,13 @@ def cells(p: dict) -> list[dict]:
                     weight_noise=float(sigma),
                     bias_noise=float(sigma),
                 )
-                out.append(
-                    {
-                        "experiment": NAME,
-                        "noise": float(sigma),
-                        "limit": t,
-                        "seed": seed,
-                        "data": "mnist-default",
-                        "max_train": p.get("max_train"),
-                        "train": train,
-                        "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
-                    }
-                )
+                out.append(make_cell(NAME, p, seed, train, noise=float(sigma), limit=t))
     return out
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, train_s = trained_rbm(cell["train"], cell["data"], max_train=cell.get("max_train"))
-    result = evaluate_nll(rbm, cell["data"], cell["ais"], seed=cell["seed"])
-    return {**result, "train_seconds": train_s, "max_abs_w": float(rbm.W.detach().abs().max())}
+    rbm, result = train_and_evaluate(cell)
+    return {**result, "max_abs_w": float(rbm.W.detach().abs().max())}
 
 
 def _limit_key(t):

@@ -33,11 +33,11 @@ from pathlib import Path
 
 from physamp.experiments.common import (
     aggregate,
-    evaluate_nll,
+    make_cell,
     markdown_table,
     new_figure,
     save_figure,
-    trained_rbm,
+    train_and_evaluate,
     write_report,
 )
 from physamp.experiments.noise_at_sampling import train_config
@@ -64,24 +64,13 @@ def cells(p: dict) -> list[dict]:
     out = []
     for seed in p["seeds"]:
         for s in p["sigmas"]:
-            out.append(
-                {
-                    "experiment": NAME,
-                    "sigma_train": float(s),
-                    "seed": seed,
-                    "data": "mnist-default",
-                    "train": train_config(p, seed, s),
-                    "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
-                }
-            )
+            out.append(make_cell(NAME, p, seed, train_config(p, seed, s), sigma_train=float(s)))
     return out
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, train_s = trained_rbm(cell["train"], cell["data"])
-    result = evaluate_nll(rbm, cell["data"], cell["ais"], seed=cell["seed"])
-    with_w = rbm.W.detach()
-    return {**result, "train_seconds": train_s, "weight_abs_max": float(with_w.abs().max())}
+    rbm, result = train_and_evaluate(cell)
+    return {**result, "weight_abs_max": float(rbm.W.detach().abs().max())}
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:

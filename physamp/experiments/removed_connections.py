@@ -26,11 +26,11 @@ from pathlib import Path
 
 from physamp.experiments.common import (
     aggregate,
-    evaluate_nll,
+    make_cell,
     markdown_table,
     new_figure,
     save_figure,
-    trained_rbm,
+    train_and_evaluate,
     write_report,
 )
 
@@ -63,23 +63,13 @@ def cells(p: dict) -> list[dict]:
                 seed=seed,
                 topology=None if f == 0 else f"random:{f}",
             )
-            out.append(
-                {
-                    "experiment": NAME,
-                    "fraction_removed": f,
-                    "seed": seed,
-                    "data": "mnist-default",
-                    "train": train,
-                    "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
-                }
-            )
+            out.append(make_cell(NAME, p, seed, train, fraction_removed=f))
     return out
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, train_s = trained_rbm(cell["train"], cell["data"])
-    result = evaluate_nll(rbm, cell["data"], cell["ais"], seed=cell["seed"])
-    return {**result, "train_seconds": train_s, "connections": rbm.num_connections()}
+    rbm, result = train_and_evaluate(cell)
+    return {**result, "connections": rbm.num_connections()}
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:

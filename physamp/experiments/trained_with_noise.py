@@ -42,6 +42,7 @@ import numpy as np
 
 from physamp.experiments.common import (
     aggregate,
+    make_cell,
     markdown_table,
     mean_std,
     new_figure,
@@ -86,16 +87,15 @@ def cells(p: dict) -> list[dict]:
         for st in p["train_sigmas"]:
             for ss in p["sample_sigmas"]:
                 out.append(
-                    {
-                        "experiment": NAME,
-                        "sigma_train": float(st),
-                        "sigma_sample": float(ss),
-                        "seed": seed,
-                        "data": "mnist-default",
-                        "train": train_config(p, seed, st),
-                        "draws": p["draws"],
-                        "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
-                    }
+                    make_cell(
+                        NAME,
+                        p,
+                        seed,
+                        train_config(p, seed, st),
+                        sigma_train=float(st),
+                        sigma_sample=float(ss),
+                        draws=p["draws"],
+                    )
                 )
     return out
 
