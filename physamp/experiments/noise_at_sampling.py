@@ -44,6 +44,7 @@ from physamp.experiments.common import (
     aggregate,
     ais_betas,
     dataset,
+    make_cell,
     markdown_table,
     new_figure,
     save_figure,
@@ -124,18 +125,8 @@ def cells(p: dict) -> list[dict]:
     for seed in p["seeds"]:
         for kind in KINDS:
             for s in p["sigmas"]:
-                out.append(
-                    {
-                        "experiment": NAME,
-                        "noise_kind": kind,
-                        "sigma": float(s),
-                        "seed": seed,
-                        "data": "mnist-default",
-                        "train": train_config(p, seed),
-                        "draws": p["draws"],
-                        "ais": {"runs": p["ais_runs"], "betas": p["ais_betas"]},
-                    }
-                )
+                cell = make_cell(NAME, p, seed, train_config(p, seed), noise_kind=kind, sigma=float(s))
+                out.append({**cell, "draws": p["draws"]})
     return out
 
 
