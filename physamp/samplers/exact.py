@@ -62,8 +62,12 @@ def small_layer_log_marginal(params: RBMParams, states: torch.Tensor, hidden_sma
     return beta * (own @ states.t()) + F.softplus(beta * (lin[None] + other[:, None, :])).sum(-1)
 
 
-def exact_log_z(params: RBMParams, *, beta: float = 1.0, max_bits: int = DEFAULT_MAX_BITS) -> float:
-    """log Z of the RBM (float64) by enumerating the smaller layer in blocks."""
+def exact_log_z(params, *, beta: float = 1.0, max_bits: int = DEFAULT_MAX_BITS) -> float:
+    """log Z of an :class:`~physamp.RBM` or :class:`RBMParams` (float64), enumerating the
+    smaller layer in blocks."""
+    from physamp.models.rbm import as_params
+
+    params = as_params(params).validate()
     if params.batched:
         raise ValueError("exact_log_z needs one set of biases, not a batch")
     hidden_small, k = _check_size(params, max_bits)
