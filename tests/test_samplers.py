@@ -214,3 +214,12 @@ def test_sparse_structure_cache_never_serves_another_mask():
     assert SparseStructure.get(mask).rows.numel() == 1
     mask[1, 1] = True
     assert SparseStructure.get(mask).rows.numel() == 2
+
+
+def test_samples_are_contiguous_and_unpack():
+    rbm = random_rbm(6, 4, seed=1)
+    s = make_sampler("gibbs", steps=2, seed=0).sample(rbm, 5)
+    assert s.v.is_contiguous() and s.h.is_contiguous()
+    assert s.v.view(-1).shape == (30,)
+    v, h = s
+    assert torch.equal(v, s.v) and torch.equal(h, s.h) and len(s) == 5

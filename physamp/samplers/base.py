@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -93,25 +93,50 @@ class Chains:
         return Chains(self.v.to(device=device, dtype=dtype), h)
 
 
-@dataclass
 class Samples:
     """Samples returned by every backend.
 
     v: ``(N, n_visible)`` and h: ``(N, n_hidden)``, values in {0, 1}, on the RBM's
     device in its dtype. info: backend metadata (always ``backend``, ``num_samples``
     and ``time_s``).
+
+    A backend may hand over its states in another memory layout (``gibbs`` keeps
+    them unit-major); ``.v`` and ``.h`` are made contiguous on first access, so a
+    caller that only continues the chains never pays for the copy.
     """
 
-    v: torch.Tensor
-    h: torch.Tensor
-    info: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("_v", "_h", "info")
+
+    def __init__(self, v: torch.Tensor, h: torch.Tensor, info: dict[str, Any] | None = None):
+        self._v, self._h = v, h
+        self.info = {} if info is None else info
+
+    @property
+    def v(self) -> torch.Tensor:
+        if not self._v.is_contiguous():
+            self._v = self._v.contiguous()
+        return self._v
+
+    @property
+    def h(self) -> torch.Tensor:
+        if not self._h.is_contiguous():
+            self._h = self._h.contiguous()
+        return self._h
 
     def __len__(self) -> int:
-        return self.v.shape[0]
+        return self._v.shape[0]
+
+    def __iter__(self):
+        """``v, h = sampler.sample(rbm, n)`` (``info`` stays on the object)."""
+        return iter((self.v, self.h))
+
+    def __repr__(self) -> str:
+        shapes = f"v={tuple(self._v.shape)}, h={tuple(self._h.shape)}"
+        return f"Samples({shapes}, backend={self.info.get('backend')!r})"
 
     @property
     def chains(self) -> Chains:
-        return Chains(self.v, self.h)
+        return Chains(self._v, self._h)
 
 
 def _check_num_samples(num_samples) -> int:
@@ -270,7 +295,7 @@ class Sampler(abc.ABC):
                 f"({num_samples}, {params.n_visible}) and ({num_samples}, {params.n_hidden})"
             )
         if self.persistent:
-            self._chains = Chains(v, h)
+            self._chains = Chains(v, h)  # in the backend's own layout: free to continue
         info = {"backend": self.name, "num_samples": num_samples, "time_s": elapsed, **info}
         return Samples(v, h, info)
 

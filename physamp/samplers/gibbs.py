@@ -326,5 +326,5 @@ class GibbsSampler(Sampler):
             "rng": self.rng,
             "continued": initial is not None,
         }
-        # (N, units) views of the unit-major states: no copy; .contiguous() if you need one
+        # (N, units) views of the unit-major states: Samples makes them contiguous when read
         return vT.t(), hT.t(), info
