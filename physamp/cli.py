@@ -26,35 +26,28 @@ def parse_options(pairs: list[str] | None) -> dict:
     return out
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1, with a clear message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _number_type(cast, *, strictly_positive: bool):
+    """An argparse type: a finite ``cast`` number, > 0 or >= 0, with a clear message otherwise."""
+    name, article = ("integer", "an") if cast is int else ("number", "a")
+    bound = "positive" if strictly_positive else ">= 0"
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {article} {name}") from None
+        ok = value > 0 if strictly_positive else value >= 0
+        if not ok or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a {bound} finite {name}, got {text}")
+        return value
+
+    parse.__name__ = f"{bound} {name}"
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+positive_int = _number_type(int, strictly_positive=True)
+positive_float = _number_type(float, strictly_positive=True)
+nonnegative_float = _number_type(float, strictly_positive=False)
 
 
 def cmd_samplers(args) -> int:

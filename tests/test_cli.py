@@ -142,9 +142,9 @@ def test_experiment_list(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--threads", "0", "samplers"], "must be a positive integer"),
-        (["train-rbm", "--ais-runs", "0"], "must be a positive integer"),
-        (["train-rbm", "--weight-noise", "-0.1"], "must be a finite number >= 0"),
+        (["--threads", "0", "samplers"], "must be a positive finite integer"),
+        (["train-rbm", "--ais-runs", "0"], "must be a positive finite integer"),
+        (["train-rbm", "--weight-noise", "-0.1"], "must be a >= 0 finite number"),
         (["experiment", "removed-connections", "--set", "seeds=3"], "takes a list"),
         (["experiment", "removed-connections", "--set", "epochs=-1"], "must be positive"),
         (["experiment", "removed-connections", "--set", "nonsense=1"], "unknown preset keys"),

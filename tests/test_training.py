@@ -98,6 +98,32 @@ def test_metrics_logger_csv_and_truncate(tmp_path):
         MetricsLogger(tmp_path / "m.txt")
 
 
+class Kill(Exception):
+    """Stands for the process being killed."""
+
+
+def kill_at(loop: TrainLoop, step: int) -> None:
+    """Run ``loop`` until a hard kill after ``step`` steps (no final checkpoint is written)."""
+
+    def killer(lp, s, metrics):
+        if s == step:
+            raise Kill
+
+    loop.callbacks.append(killer_callback(killer))
+    with pytest.raises(Kill):
+        loop.run()
+
+
+def killer_callback(fn):
+    from physamp.training import Callback
+
+    class _Kill(Callback):
+        def on_step_end(self, loop, step, metrics):
+            fn(loop, step, metrics)
+
+    return _Kill()
+
+
 def run_trainer(run_dir, stop_after=None, cfg=None):
     data = toy_data()
     tr = RBMTrainer(cfg or small_cfg(), data)
@@ -136,16 +162,7 @@ def test_resume_from_mid_run_checkpoint_without_final_save(tmp_path):
         progress=False,
     )
 
-    class Kill(Exception):
-        pass
-
-    def killer(lp, step, metrics):
-        if step == 7:
-            raise Kill
-
-    loop.callbacks.append(__import__("physamp.training.loop", fromlist=["_FnCallback"])._FnCallback(killer))
-    with pytest.raises(Kill):
-        loop.run()
+    kill_at(loop, 7)
     assert load_checkpoint(tmp_path / "kill" / "checkpoint.pt")["step"] == 4
     resumed = RBMTrainer(cfg, data)
     resumed.fit(run_dir=tmp_path / "kill", progress=False, checkpoint_every=4)
@@ -301,18 +318,7 @@ def test_metrics_of_a_run_killed_before_its_first_checkpoint_are_not_duplicated(
         progress=False,
     )
 
-    class Kill(Exception):
-        pass
-
-    def killer(lp, step, metrics):
-        if step == 3:
-            raise Kill
-
-    from physamp.training.loop import _FnCallback
-
-    loop.callbacks.append(_FnCallback(killer))
-    with pytest.raises(Kill):
-        loop.run()
+    kill_at(loop, 3)
     # a record half-written by the crash
     with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
         f.write('{"step": 4, "rec')
