@@ -121,15 +121,22 @@ def load_mnist(
     xte, yte = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
     _check_pair(xtr, ytr, str(folder))
     _check_pair(xte, yte, str(folder))
+    return _mnist_dataset(
+        "mnist", "MNIST full (60,000 train / 10,000 test)", xtr, ytr, xte, yte, binarize_seed
+    )
+
+
+def _mnist_dataset(name: str, source: str, xtr, ytr, xte, yte, binarize_seed: int) -> BinaryDataset:
+    """A :class:`BinaryDataset` from uint8 images: grey levels for training, test binarised once."""
     return BinaryDataset(
         train=_to_float(xtr),
         test=_binarize_once(_to_float(xte), binarize_seed),
         train_labels=_labels(ytr),
         test_labels=_labels(yte),
-        name="mnist",
+        name=name,
         protocol=(
-            "MNIST full (60,000 train / 10,000 test); pixels/255, training images re-binarised "
-            f"stochastically at every presentation, test images binarised once with seed {binarize_seed}"
+            f"{source}; pixels/255, training images re-binarised at every presentation, "
+            f"test images binarised once with seed {binarize_seed}"
         ),
         image_shape=IMAGE_SHAPE,
     )
@@ -189,19 +196,12 @@ def load_mnist_offline(root: str | os.PathLike | None = None, *, binarize_seed: 
     a = _offline_arrays(folder)
     train_x = np.concatenate([a["csv_x"], a["test_x"][:8000]])
     train_y = np.concatenate([a["csv_y"], a["test_y"][:8000]])
-    return BinaryDataset(
-        train=_to_float(train_x),
-        test=_binarize_once(_to_float(a["test_x"][8000:]), binarize_seed),
-        train_labels=_labels(train_y),
-        test_labels=_labels(a["test_y"][8000:]),
-        name="mnist-offline",
-        protocol=(
-            "mnist-offline (train: 5,000 MNIST training digits of mnist_5k.csv.gz + MNIST test images "
-            "0-7,999 = 13,000; test: MNIST test images 8,000-9,999 = 2,000); pixels/255, training images "
-            f"re-binarised at every presentation, test images binarised once with seed {binarize_seed}"
-        ),
-        image_shape=IMAGE_SHAPE,
+    source = (
+        "mnist-offline (train: 5,000 MNIST training digits of mnist_5k.csv.gz + MNIST test images "
+        "0-7,999 = 13,000; test: MNIST test images 8,000-9,999 = 2,000)"
     )
+    xte, yte = a["test_x"][8000:], a["test_y"][8000:]
+    return _mnist_dataset("mnist-offline", source, train_x, train_y, xte, yte, binarize_seed)
 
 
 def load_mnist_bundled(*, binarize_seed: int = 0, path: str | os.PathLike | None = None) -> BinaryDataset:
@@ -222,19 +222,11 @@ def load_mnist_bundled(*, binarize_seed: int = 0, path: str | os.PathLike | None
         raise ValueError(f"{path}: corrupt bundled slice ({exc}); rebuild it with make_slice.py") from exc
     _check_pair(xtr, ytr, str(path))
     _check_pair(xte, yte, str(path))
-    return BinaryDataset(
-        train=_to_float(xtr),
-        test=_binarize_once(_to_float(xte), binarize_seed),
-        train_labels=_labels(ytr),
-        test_labels=_labels(yte),
-        name="mnist-bundled",
-        protocol=(
-            f"mnist-bundled (train: {len(xtr):,} MNIST training digits, 200 per class, from mnist_5k.csv.gz; "
-            f"test: MNIST test images 8,000-{8000 + len(xte) - 1:,} = {len(xte):,}); pixels/255, training "
-            f"images re-binarised at every presentation, test images binarised once with seed {binarize_seed}"
-        ),
-        image_shape=IMAGE_SHAPE,
+    source = (
+        f"mnist-bundled (train: {len(xtr):,} MNIST training digits, 200 per class, from mnist_5k.csv.gz; "
+        f"test: MNIST test images 8,000-{8000 + len(xte) - 1:,} = {len(xte):,})"
     )
+    return _mnist_dataset("mnist-bundled", source, xtr, ytr, xte, yte, binarize_seed)
 
 
 def load_mnist_default(root: str | os.PathLike | None = None, *, binarize_seed: int = 0) -> BinaryDataset:
