@@ -102,26 +102,25 @@ class Kill(Exception):
     """Stands for the process being killed."""
 
 
-def kill_at(loop: TrainLoop, step: int) -> None:
-    """Run ``loop`` until a hard kill after ``step`` steps (no final checkpoint is written)."""
+def kill_at(trainer: RBMTrainer, run_dir, step: int, checkpoint_every: int) -> None:
+    """Train until a hard kill after ``step`` steps: no final checkpoint is written."""
 
-    def killer(lp, s, metrics):
+    def killer(loop, s, metrics):
         if s == step:
             raise Kill
 
-    loop.callbacks.append(killer_callback(killer))
+    loop = TrainLoop(
+        trainer.step,
+        total_steps=trainer.total_steps,
+        state=trainer.state(),
+        run_dir=run_dir,
+        config=trainer.config_dict(),
+        checkpoint_every=checkpoint_every,
+        progress=False,
+        callbacks=[killer],
+    )
     with pytest.raises(Kill):
         loop.run()
-
-
-def killer_callback(fn):
-    from physamp.training import Callback
-
-    class _Kill(Callback):
-        def on_step_end(self, loop, step, metrics):
-            fn(loop, step, metrics)
-
-    return _Kill()
 
 
 def run_trainer(run_dir, stop_after=None, cfg=None):
@@ -151,18 +150,7 @@ def test_resume_from_mid_run_checkpoint_without_final_save(tmp_path):
     cfg = small_cfg()
     full = run_trainer(tmp_path / "full", cfg=cfg)
     data = toy_data()
-    tr = RBMTrainer(cfg, data)
-    loop = TrainLoop(
-        tr.step,
-        total_steps=tr.total_steps,
-        state=tr.state(),
-        run_dir=tmp_path / "kill",
-        config=tr.config_dict(),
-        checkpoint_every=4,
-        progress=False,
-    )
-
-    kill_at(loop, 7)
+    kill_at(RBMTrainer(cfg, data), tmp_path / "kill", step=7, checkpoint_every=4)
     assert load_checkpoint(tmp_path / "kill" / "checkpoint.pt")["step"] == 4
     resumed = RBMTrainer(cfg, data)
     resumed.fit(run_dir=tmp_path / "kill", progress=False, checkpoint_every=4)
@@ -308,17 +296,7 @@ def test_metrics_of_a_run_killed_before_its_first_checkpoint_are_not_duplicated(
     cfg = small_cfg()
     data = toy_data()
     tr = RBMTrainer(cfg, data)
-    loop = TrainLoop(
-        tr.step,
-        total_steps=tr.total_steps,
-        state=tr.state(),
-        run_dir=tmp_path / "r",
-        config=tr.config_dict(),
-        checkpoint_every=100,
-        progress=False,
-    )
-
-    kill_at(loop, 3)
+    kill_at(tr, tmp_path / "r", step=3, checkpoint_every=100)
     # a record half-written by the crash
     with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
         f.write('{"step": 4, "rec')
