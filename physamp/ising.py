@@ -23,11 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from physamp.models.rbm import RBM, RBMParams, as_params
+from physamp.energy import RBMParams, as_params
+
+if TYPE_CHECKING:
+    from physamp.models.rbm import RBM
 
 __all__ = [
     "IsingRBM",
@@ -148,6 +152,8 @@ def ising_to_rbm(ising, *arrays, dtype=torch.float64, device=None) -> RBM:
             f"J has shape {np.shape(ising.J)}; expected (n_hidden, n_visible) = "
             f"({np.shape(ising.h_hidden)[-1]}, {np.shape(ising.h_visible)[-1]})"
         )
+    from physamp.models.rbm.model import RBM  # the module; ising itself stands below the models
+
     p = ising_to_params(ising, dtype=dtype, device=device)
     if p.batched:
         raise ValueError("ising_to_rbm needs unbatched biases; use ising_to_params for batches")

@@ -64,11 +64,14 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from physamp.models.rbm import RBM, RBMParams, as_params
+from physamp.energy import RBMParams, as_params
+
+if TYPE_CHECKING:  # the model family stands above the samplers; only its type is named here
+    from physamp.models.rbm import RBM
 
 __all__ = ["Sampler", "Composite", "Samples", "Chains", "UnknownOptionError"]
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising
-from physamp.models.rbm import RBMParams
+from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler, UnknownOptionError
 
 __all__ = ["DimodBackend", "sampleset_to_units", "topology_labels"]

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising
-from physamp.models.rbm import RBMParams
+from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler, UnknownOptionError
 from physamp.samplers.dimod_backend import sampleset_to_units, topology_labels
 
@@ -559,7 +559,7 @@ class DWaveBackend(Sampler):
 
         Raises exactly what ``sample`` would raise before submitting.
         """
-        from physamp.models.rbm import as_params
+        from physamp.energy import as_params
         from physamp.samplers.base import _check_num_samples
 
         num_samples = _check_num_samples(num_samples)

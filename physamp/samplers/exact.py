@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from physamp.models.rbm import RBMParams
+from physamp.energy import RBMParams
 from physamp.samplers.base import Sampler
 
 __all__ = ["ExactSampler", "exact_log_z", "enumerate_states", "small_layer_log_marginal"]
@@ -65,7 +65,7 @@ def small_layer_log_marginal(params: RBMParams, states: torch.Tensor, hidden_sma
 def exact_log_z(params, *, beta: float = 1.0, max_bits: int = DEFAULT_MAX_BITS) -> float:
     """log Z of an :class:`~physamp.RBM` or :class:`RBMParams` (float64), enumerating the
     smaller layer in blocks."""
-    from physamp.models.rbm import as_params
+    from physamp.energy import as_params
 
     params = as_params(params).validate()
     if params.batched:
@@ -97,7 +97,7 @@ class ExactSampler(Sampler):
         self.beta = float(beta)
 
     def log_z(self, rbm, beta: float | None = None) -> float:
-        from physamp.models.rbm import as_params
+        from physamp.energy import as_params
 
         return exact_log_z(
             as_params(rbm).validate(), beta=self.beta if beta is None else beta, max_bits=self.max_bits

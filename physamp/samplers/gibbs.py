@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from physamp.models.rbm import RBMParams
+from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler
 
 __all__ = ["GibbsSampler", "GibbsKernel"]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from physamp.ising import ising_to_bqm, rbm_to_ising
-from physamp.models.rbm import RBMParams
+from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler
 
 __all__ = ["NealSampler", "sampleset_to_array"]

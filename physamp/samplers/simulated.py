@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from physamp.ising import from_ising_arrays, to_ising_arrays
-from physamp.models.rbm import RBMParams
+from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Composite, Sampler
 
 __all__ = ["SimulatedDevice", "hashed_normal"]

@@ -10,138 +10,96 @@ with ``v ∈ {0,1}^n_visible``, ``h ∈ {0,1}^n_hidden`` and ``W`` of shape
     p(h_j = 1 | v) = σ(β (c_j + W_j· v)),      p(v_i = 1 | h) = σ(β (b_i + W_·iᵀ h))
 
 where β is an inverse temperature (β = 1 is the model; AIS and tempering use
-β < 1). Samplers read a model through :class:`RBMParams`, a detached view whose
-biases may carry a leading batch dimension (one bias vector per chain), which is
-how per-sample bias noise of a physical device is represented.
+β < 1). The formulas themselves live in :mod:`physamp.energy` (one home for the
+energy and the free energy); samplers read a model through its
+:class:`~physamp.energy.RBMParams` view. The base-rate model of this module
+(:func:`base_rate_biases`) is the one the trainer starts from and AIS anneals from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["RBM", "RBMParams", "as_params", "check_finite"]
+from physamp.energy import RBMParams, as_params, check_finite, energy, free_energy
+
+__all__ = [
+    "RBM",
+    "RBMParams",
+    "as_params",
+    "check_finite",
+    "check_data",
+    "base_rate_biases",
+    "base_rate_log_z",
+    "BASE_RATE_SMOOTHING",
+]
+
+#: S&M's smoothing of the base rate: a pseudo-count of 5 % of the examples for each outcome.
+BASE_RATE_SMOOTHING = 0.05
 
 
-def check_finite(name: str, t: torch.Tensor) -> None:
-    """Raise ``ValueError`` naming ``name`` if ``t`` holds NaN or ±inf.
-
-    A finite sum proves every entry finite (NaN and inf propagate), so the full
-    elementwise check runs only when the sum is not finite (or overflowed).
-    """
-    if t.numel() == 0 or bool(torch.isfinite(t.sum())):
-        return
-    if not torch.isfinite(t).all():
-        bad = (~torch.isfinite(t)).sum().item()
+def check_data(data, n_visible: int, *, binary: bool, name: str = "data") -> torch.Tensor:
+    """``data`` as a float ``(N, n_visible)`` tensor, or a clear error (shape, NaN, range)."""
+    data = torch.as_tensor(data)
+    if data.dim() == 1:
+        data = data[None]
+    if data.dim() != 2 or data.shape[1] != n_visible:
         raise ValueError(
-            f"{name} holds {bad} non-finite value(s) (NaN or inf); the model cannot be "
-            "sampled. Lower the learning rate, or reload a finite checkpoint."
+            f"{name} must have shape (N, {n_visible}) to match the RBM's {n_visible} visible units; "
+            f"got {tuple(data.shape)}"
         )
+    if data.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if not data.is_floating_point():
+        data = data.to(torch.float32)
+    if not torch.isfinite(data).all():
+        raise ValueError(f"{name} holds NaN or inf")
+    if binary:
+        if not ((data == 0) | (data == 1)).all():
+            raise ValueError(f"{name} must be binary {{0, 1}} for a likelihood (binarise it first)")
+    elif (data < 0).any() or (data > 1).any():
+        raise ValueError(f"{name} must lie in [0, 1] (binary or probabilities)")
+    return data
 
 
-@dataclass(frozen=True)
-class RBMParams:
-    """Detached RBM parameters as samplers see them.
+def base_rate_biases(
+    n_visible: int, *, data=None, base_rate=None, smoothing: float = BASE_RATE_SMOOTHING
+) -> torch.Tensor:
+    """Visible biases ``b_A = logit(p)`` (float64) of the base-rate model: zero weights,
+    zero hidden biases, each visible unit on with probability ``p``.
 
-    W: ``(n_hidden, n_visible)``; b: ``(n_visible,)`` or ``(N, n_visible)``;
-    c: ``(n_hidden,)`` or ``(N, n_hidden)``; mask: ``(n_hidden, n_visible)`` bool or None.
-    A batched bias gives chain ``i`` its own bias vector ``b[i]`` (``N`` must then
-    equal the number of samples requested).
+    - With ``data (N, n_visible)`` in [0, 1]: ``p = (mean + smoothing) / (1 + 2·smoothing)``,
+      which adds a pseudo-count of ``smoothing·N`` to each outcome of each pixel.
+      S&M add about 5 % to the "on" count.
+    - With ``base_rate`` probabilities: ``p = base_rate``, clamped to [1e-6, 1 - 1e-6].
+    - With neither: ``b_A = 0``, the uniform distribution.
+
+    The trainer starts an RBM's visible biases here (Hinton's practical guide) and
+    AIS anneals from this model.
     """
-
-    W: torch.Tensor
-    b: torch.Tensor
-    c: torch.Tensor
-    mask: torch.Tensor | None = None
-
-    @property
-    def n_visible(self) -> int:
-        return self.W.shape[1]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.W.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.W.dtype
-
-    @property
-    def batched(self) -> bool:
-        return self.b.dim() == 2 or self.c.dim() == 2
-
-    @property
-    def batch_size(self) -> int | None:
-        for t in (self.b, self.c):
-            if t.dim() == 2:
-                return t.shape[0]
-        return None
-
-    def validate(self) -> RBMParams:
-        nh, nv = self.W.shape if self.W.dim() == 2 else (None, None)
-        if self.W.dim() != 2:
-            raise ValueError(f"W must be 2-D (n_hidden, n_visible); got shape {tuple(self.W.shape)}")
-        if self.b.shape[-1] != nv or self.b.dim() > 2:
-            raise ValueError(
-                f"visible bias b has shape {tuple(self.b.shape)}; expected ({nv},) or (N, {nv}) "
-                f"for W of shape {tuple(self.W.shape)}"
-            )
-        if self.c.shape[-1] != nh or self.c.dim() > 2:
-            raise ValueError(
-                f"hidden bias c has shape {tuple(self.c.shape)}; expected ({nh},) or (N, {nh}) "
-                f"for W of shape {tuple(self.W.shape)}"
-            )
-        if self.b.dim() == 2 and self.c.dim() == 2 and self.b.shape[0] != self.c.shape[0]:
-            raise ValueError(
-                f"batched biases disagree on the batch size: b {tuple(self.b.shape)}, c {tuple(self.c.shape)}"
-            )
-        if self.mask is not None and tuple(self.mask.shape) != (nh, nv):
-            raise ValueError(f"mask has shape {tuple(self.mask.shape)}; expected ({nh}, {nv})")
-        check_finite("W", self.W)
-        check_finite("b", self.b)
-        check_finite("c", self.c)
-        return self
-
-    def with_batched_biases(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Biases broadcast to ``(n, n_visible)`` and ``(n, n_hidden)`` (views, no copy)."""
-        bs = self.batch_size
-        if bs is not None and bs != n:
-            raise ValueError(f"the parameters carry {bs} bias vectors but {n} samples were requested")
-        return self.b.expand(n, self.n_visible), self.c.expand(n, self.n_hidden)
-
-    # conditionals shared by every torch-based sampler ---------------------------------
-    def hidden_logits(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """β (c + v Wᵀ): ``(N, n_hidden)`` logits of p(h=1 | v)."""
-        out = torch.addmm(self.c, v, self.W.t()) if self.c.dim() == 1 else self.c + v @ self.W.t()
-        return out if beta == 1.0 else out * beta
-
-    def visible_logits(self, h: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """β (b + h W): ``(N, n_visible)`` logits of p(v=1 | h)."""
-        out = torch.addmm(self.b, h, self.W) if self.b.dim() == 1 else self.b + h @ self.W
-        return out if beta == 1.0 else out * beta
-
-    def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """E(v, h) = -b·v - c·h - hᵀWv, shape ``(N,)`` (Eq. 1.32)."""
-        return -(v * self.b).sum(-1) - (h * self.c).sum(-1) - ((h @ self.W) * v).sum(-1)
+    if data is not None and base_rate is not None:
+        raise ValueError("give data or base_rate, not both")
+    if data is not None:
+        d = check_data(data, n_visible, binary=False)
+        p = (d.to(torch.float64).mean(0) + smoothing) / (1 + 2 * smoothing)
+    elif base_rate is not None:
+        p = torch.as_tensor(base_rate, dtype=torch.float64).detach().cpu()
+        if p.shape != (n_visible,):
+            raise ValueError(f"base_rate must have shape ({n_visible},); got {tuple(p.shape)}")
+        if not torch.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+            raise ValueError("base_rate must hold probabilities in [0, 1]")
+        p = p.clamp(1e-6, 1 - 1e-6)
+    else:
+        return torch.zeros(n_visible, dtype=torch.float64)
+    return torch.log(p) - torch.log1p(-p)
 
 
-def as_params(model) -> RBMParams:
-    """Return the :class:`RBMParams` view of an :class:`RBM` (or pass RBMParams through)."""
-    if isinstance(model, RBMParams):
-        return model
-    if isinstance(model, RBM):
-        return model.params()
-    raise TypeError(
-        f"expected a physamp.RBM or RBMParams, got {type(model).__name__}; build one with "
-        "physamp.RBM(n_visible, n_hidden)"
-    )
+def base_rate_log_z(b_A: torch.Tensor, n_hidden: int) -> float:
+    """log Z of the base-rate model: ``Σ_i softplus(b_A,i) + n_hidden · log 2``."""
+    return float(F.softplus(b_A.to(torch.float64)).sum()) + n_hidden * math.log(2.0)
 
 
 def _reapply_mask_post_hook(module, incompatible_keys) -> None:
@@ -240,15 +198,22 @@ class RBM(nn.Module):
     # --- probabilities ------------------------------------------------------------------
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """E(v, h) = -b·v - c·h - hᵀWv for batches ``v: (N, n_visible)``, ``h: (N, n_hidden)``."""
-        return -(v @ self.b) - (h @ self.c) - ((h @ self.W) * v).sum(-1)
+        return energy(v, h, self.W, self.b, self.c)
 
     def free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         """F(v) = -β b·v - Σ_j softplus(β (c_j + W_j·v)), so p(v) ∝ exp(-F(v)) at β."""
-        return -beta * (v @ self.b) - F.softplus(beta * torch.addmm(self.c, v, self.W.t())).sum(-1)
+        return free_energy(v, self.W, self.b, self.c, beta)
 
     def free_energy_hidden(self, h: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         """F(h) = -β c·h - Σ_i softplus(β (b_i + hᵀW_·i)), so p(h) ∝ exp(-F(h)) at β."""
-        return -beta * (h @ self.c) - F.softplus(beta * torch.addmm(self.b, h, self.W)).sum(-1)
+        return free_energy(h, self.W.t(), self.c, self.b, beta)
+
+    @torch.no_grad()
+    def init_base_rate_(self, data: torch.Tensor, smoothing: float = BASE_RATE_SMOOTHING) -> RBM:
+        """Visible biases to the base rate of ``data`` (:func:`base_rate_biases`); returns ``self``."""
+        b = base_rate_biases(self.n_visible, data=data, smoothing=smoothing)
+        self.b.copy_(b.to(device=self.b.device, dtype=self.b.dtype))
+        return self
 
     def p_h_given_v(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         """p(h_j = 1 | v) = σ(β (c_j + W_j·v)), shape ``(N, n_hidden)``."""
