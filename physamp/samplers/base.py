@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from physamp.energy import RBMParams, as_params
+from physamp.seeding import derive_seed
 
 if TYPE_CHECKING:  # the model family stands above the samplers; only its type is named here
     from physamp.models.rbm import RBM
@@ -209,7 +210,7 @@ class Sampler(abc.ABC):
 
     # --- randomness -------------------------------------------------------------------
     def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
-        """The sampler's ``torch.Generator`` on ``device`` (seeded from ``seed``)."""
+        """The sampler's ``torch.Generator`` on ``device``: ``derive_seed(seed, "generator", type)``."""
         device = torch.device(device)
         key = str(device)
         g = self._generators.get(key)
@@ -218,7 +219,7 @@ class Sampler(abc.ABC):
             if self.seed is None:
                 g.seed()
             else:
-                g.manual_seed(int(self.seed) + (0 if device.type == "cpu" else 1))
+                g.manual_seed(derive_seed(int(self.seed), "generator", device.type))
             self._generators[key] = g
         return g
 

@@ -62,6 +62,7 @@ import torch
 from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising
 from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler, UnknownOptionError
+from physamp.seeding import derive_seed
 from physamp.samplers.dimod_backend import sampleset_to_units, topology_labels
 
 __all__ = ["DWaveBackend", "DryRunReport", "MissingTokenError", "DWaveConnectionError"]
@@ -518,7 +519,7 @@ class DWaveBackend(Sampler):
             target = nx.Graph()
             target.add_nodes_from(sampler.nodelist)
             target.add_edges_from(sampler.edgelist)
-            kw = {} if self.seed is None else {"random_seed": int(self.seed)}
+            kw = {} if self.seed is None else {"random_seed": derive_seed(int(self.seed), "embedding") % 2**31}
             emb = minorminer.find_embedding(source, target, **kw)
             if len(emb) != n:
                 raise ValueError(

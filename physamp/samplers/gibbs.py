@@ -37,6 +37,7 @@ import torch
 
 from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler
+from physamp.seeding import derive_seed
 
 __all__ = ["GibbsSampler", "GibbsKernel"]
 
@@ -279,7 +280,7 @@ class GibbsSampler(Sampler):
         if device.type != "cpu" or self.rng != "int16":
             return self.generator(device)
         if self._np_rng is None:
-            seed = self.seed if self.seed is not None else None
+            seed = None if self.seed is None else derive_seed(int(self.seed), "words")
             self._np_rng = np.random.Generator(np.random.SFC64(seed))
         return self._np_rng
 

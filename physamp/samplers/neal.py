@@ -187,7 +187,7 @@ class NealSampler(Sampler):
         for sl in groups:
             i = sl.start
             h = np.concatenate([h_v[i if h_v.shape[0] > 1 else 0], h_h[i if h_h.shape[0] > 1 else 0]])
-            seed = self.numpy_seed() + 1
+            seed = self.numpy_seed()
             if self.use_bqm:
                 bqm = ising_to_bqm(type(ising)(h[:nv], h[nv:], ising.J, 0.0, ising.mask))
                 ss = self._run_bqm(bqm, sl.stop - sl.start, schedule, init[sl], seed)

@@ -35,6 +35,7 @@ import torch
 from physamp.ising import from_ising_arrays, to_ising_arrays
 from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Composite, Sampler
+from physamp.seeding import derive_seed
 
 __all__ = ["SimulatedDevice", "hashed_normal"]
 
@@ -105,7 +106,7 @@ class SimulatedDevice(Composite):
             child = make_sampler(child, seed=seed, **child_options)
         elif child_options:
             raise TypeError(f"child options {sorted(child_options)} need a child given by name")
-        super().__init__(child, seed=None if seed is None else int(seed) + 7_777)
+        super().__init__(child, seed=None if seed is None else derive_seed(int(seed), "device-noise"))
         for name, val in (("weight_noise", weight_noise), ("bias_noise", bias_noise)):
             if not (isinstance(val, (int, float)) and val >= 0 and val == val and val != float("inf")):
                 raise ValueError(f"{name} must be a finite σ >= 0, got {val!r}")

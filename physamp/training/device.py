@@ -1,12 +1,16 @@
-"""Device choice, seeding and thread count: the same three calls for every model."""
+"""Device choice, seeding and thread count: the same three calls for every model.
+
+:func:`seed_everything` lives in :mod:`physamp.seeding`, beside the one derivation of
+every per-purpose seed (:func:`~physamp.seeding.derive_seed`); it is re-exported here.
+"""
 
 from __future__ import annotations
 
 import os
-import random
 
-import numpy as np
 import torch
+
+from physamp.seeding import seed_everything
 
 __all__ = ["resolve_device", "seed_everything", "set_threads"]
 
@@ -31,21 +35,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if mps is None or not mps.is_available():
             raise ValueError("device 'mps' was asked for but MPS is not available; use 'cpu' or 'auto'")
     return dev
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, numpy and torch's global generators; return a fresh CPU generator seeded with ``seed``.
-
-    physamp code draws from explicit generators (the returned one, and each
-    sampler's own), so a run is reproducible from its seed; the global seeds
-    only cover user code.
-    """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {seed!r}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def set_threads(num_threads: int | None) -> int:

@@ -85,6 +85,7 @@ import torch
 from torch.nn import functional as F
 
 from physamp.energy import RBMParams, as_params
+from physamp.seeding import derive_seed
 from physamp.samplers.exact import DEFAULT_MAX_BITS, enumerate_states
 from physamp.samplers.exact import exact_log_z as _exact_log_z_params
 
@@ -335,7 +336,7 @@ def _run_ais(
     R = num_runs
     dev, dt = W.device, W.dtype
     K = len(betas) - 1
-    bern = _Bernoulli(seed, dev)
+    bern = _Bernoulli(derive_seed(seed, "ais"), dev)
     # one product gives the hidden pre-activations and (b - b_A)·v: W_aug = [W; b - b_A]
     d_bias = b - b_A[None]  # (D, nv)
     W_aug = torch.cat([W, d_bias[:, None, :]], 1).contiguous()  # (D, nh+1, nv)

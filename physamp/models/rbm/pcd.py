@@ -34,6 +34,7 @@ import torch
 
 from physamp.models.rbm import RBM
 from physamp.samplers import Sampler, make_sampler
+from physamp.seeding import derive_seed
 from physamp.training import TrainLoop, resolve_device
 
 __all__ = ["RBMTrainConfig", "RBMTrainer", "build_training_sampler", "parse_topology", "base_rate_init"]
@@ -179,9 +180,9 @@ def build_training_sampler(cfg: RBMTrainConfig) -> Sampler:
         options.setdefault("weight_noise", cfg.weight_noise)
         options.setdefault("bias_noise", cfg.bias_noise)
         options.setdefault("space", cfg.noise_space)
-        return make_sampler("simulated", child=child, seed=cfg.seed + 1, **{**chain, **options})
+        return make_sampler("simulated", child=child, seed=derive_seed(cfg.seed, "sampler"), **{**chain, **options})
     options = {**_chain_options(cfg.sampler, cfg.k, persistent), **options}
-    return make_sampler(cfg.sampler, seed=cfg.seed + 1, **options)
+    return make_sampler(cfg.sampler, seed=derive_seed(cfg.seed, "sampler"), **options)
 
 
 def _jsonable(value: Any) -> Any:
@@ -241,7 +242,7 @@ class RBMTrainer:
         self.train = train.to(self.device, torch.float32)
         n_visible = train.shape[1]
         self.topology = parse_topology(cfg.topology, n_visible, cfg.n_hidden, seed=cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "model-init"))
         if rbm is None:
             mask = None if self.topology is None else self.topology.mask
             rbm = RBM(n_visible, cfg.n_hidden, mask=mask, init_std=cfg.init_std, generator=gen)
@@ -259,7 +260,7 @@ class RBMTrainer:
         self.batches_per_epoch = max(1, train.shape[0] // cfg.batch_size)
         self.total_steps = self.batches_per_epoch * cfg.epochs
         # binarisation noise; the batch order is a pure function of (seed, epoch)
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
+        self.generator = torch.Generator(device=self.device).manual_seed(derive_seed(cfg.seed, "binarize"))
         self._order: tuple[int, torch.Tensor] | None = None
 
     # --- pieces -----------------------------------------------------------------------
@@ -275,7 +276,7 @@ class RBMTrainer:
         """The freshly binarised minibatch of ``step``."""
         epoch, i = divmod(step, self.batches_per_epoch)
         if self._order is None or self._order[0] != epoch:
-            g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "data-order", epoch))
             self._order = (epoch, torch.randperm(self.train.shape[0], generator=g))
         idx = self._order[1][i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size].to(self.device)
         probs = self.train[idx]
