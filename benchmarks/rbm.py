@@ -60,9 +60,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import physamp  # noqa: E402
-from physamp.ais import _Bernoulli, base_rate_biases, default_betas, estimate_log_z, test_nll  # noqa: E402
+from physamp.ais import base_rate_biases, default_betas, estimate_log_z, test_nll  # noqa: E402
 from physamp.data import load_dataset  # noqa: E402
-from physamp.models.rbm_train import RBMTrainConfig, RBMTrainer  # noqa: E402
+from physamp.models.rbm import RBMTrainConfig, RBMTrainer  # noqa
+from physamp.samplers.bernoulli import Int16Bernoulli  # noqa: E402
 
 SEED = 0
 AIS_TARGET_S = 60.0
@@ -139,7 +140,7 @@ def profile_ais_step(rbm, runs: int, K: int, steps: int = 300) -> dict:
     s, t = torch.empty(1, nh, R), torch.empty(1, nh, R)
     V = torch.empty(1, nv, R)
     row = torch.empty(1, R)
-    bern = _Bernoulli(SEED, torch.device("cpu"))
+    bern = Int16Bernoulli(torch.device("cpu"), seed=SEED)
     torch.baddbmm(c_aug, W_aug, vT, out=A)
     A_h, A_d = A[:, :nh], A[:, nh]
     h = (torch.rand(1, nh, R, generator=g) < 0.5).float()

@@ -97,6 +97,8 @@ def sampler_kernel(rbm, n: int, **options):
 
 def random_words_fn(kernel, gen, n_units: int) -> Callable[[], object]:
     """The kernel's raw random-number draw for ``n_units`` Bernoulli units (int16 mode)."""
+    if hasattr(gen, "int16"):  # physamp.samplers.bernoulli.Int16Bernoulli
+        return lambda: gen.int16(n_units)
     if hasattr(kernel, "_random_int16"):
         return lambda: kernel._random_int16(n_units, gen)
     words = torch.empty((n_units + 3) // 4, dtype=torch.int64)

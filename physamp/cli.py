@@ -8,46 +8,19 @@ physamp topology chimera 14           summarise an RBM topology (--draw FILE.png
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 
+from physamp.training.options import (
+    add_config_arguments,
+    config_from_args,
+    nonnegative_float,  # noqa: F401  (kept importable: physamp.cli.nonnegative_float)
+    parse_assignments,
+    positive_float,  # noqa: F401
+    positive_int,
+)
 
-def parse_options(pairs: list[str] | None) -> dict:
-    """``["steps=100", "child=neal"]`` → ``{"steps": 100, "child": "neal"}``."""
-    out = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"option {pair!r} must look like NAME=VALUE (e.g. steps=100)")
-        try:
-            out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key] = raw
-    return out
-
-
-def _number_type(cast, *, strictly_positive: bool):
-    """An argparse type: a finite ``cast`` number, > 0 or >= 0, with a clear message otherwise."""
-    name, article = ("integer", "an") if cast is int else ("number", "a")
-    bound = "positive" if strictly_positive else ">= 0"
-
-    def parse(text: str):
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {article} {name}") from None
-        ok = value > 0 if strictly_positive else value >= 0
-        if not ok or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a {bound} finite {name}, got {text}")
-        return value
-
-    parse.__name__ = f"{bound} {name}"
-    return parse
-
-
-positive_int = _number_type(int, strictly_positive=True)
-positive_float = _number_type(float, strictly_positive=True)
-nonnegative_float = _number_type(float, strictly_positive=False)
+# one implementation of NAME=VALUE parsing and of the number types, shared with the config flags
+parse_options = parse_assignments
 
 
 def cmd_samplers(args) -> int:
@@ -129,24 +102,17 @@ def _sample_figure(rbm, sampler_name: str, options: dict, path, image_shape, num
 
 
 def _load_rbm(path):
-    import torch
-
     from physamp.models.rbm import RBM
-    from physamp.training import CheckpointError, load_checkpoint
+    from physamp.training import CheckpointError, checkpoint_config, load_checkpoint, load_component
 
     ckpt = load_checkpoint(path)
-    cfg = ckpt.get("config", {})
-    sd = ckpt.get("state:model")
-    if cfg.get("model") != "rbm" or sd is None:
+    cfg = checkpoint_config(ckpt)
+    if cfg.get("model") != "rbm":
         raise CheckpointError(f"{path} does not hold an RBM (model={cfg.get('model')!r})")
-    if not isinstance(sd, dict) or not all(isinstance(sd.get(k), torch.Tensor) for k in ("W", "b", "c")):
-        raise CheckpointError(f"{path} holds no RBM parameters W, b, c")
-    rbm = RBM(int(sd["W"].shape[1]), int(sd["W"].shape[0]), mask=sd.get("mask"))
     try:
-        rbm.load_state_dict(sd)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: inconsistent RBM parameters ({str(err).splitlines()[0]})") from None
-    return rbm, cfg
+        return RBM.from_state_dict(load_component(ckpt, "model")), cfg
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
 
 
 def _print_nll(label: str, nll, log_z, protocol: str) -> None:
@@ -157,88 +123,38 @@ def _print_nll(label: str, nll, log_z, protocol: str) -> None:
     )
 
 
-def _ais_betas(n: int | None):
-    if n is None:
-        return None
-    import numpy as np
-
-    from physamp.ais import default_betas
-
-    if n == 14500:
-        return default_betas()
-    return np.linspace(0.0, 1.0, n + 1)
-
-
 def cmd_train_rbm(args) -> int:
     from pathlib import Path
 
     import torch
 
-    from physamp.ais import estimate_log_z, test_nll
-    from physamp.models.rbm_train import RBMTrainConfig, RBMTrainer
+    from physamp.models.rbm import RBMTrainConfig, train_and_evaluate
     from physamp.training import resolve_device
 
     data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
-    cfg = RBMTrainConfig(
-        n_hidden=args.hidden,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_final=args.lr_final,
-        lr_schedule=args.lr_schedule,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        method=args.method,
-        k=args.k,
-        num_chains=args.chains,
-        sampler=args.sampler,
-        sampler_options=parse_options(args.option),
-        topology=args.topology,
-        max_weight=args.max_weight,
-        max_bias=args.max_bias,
-        weight_noise=args.weight_noise,
-        bias_noise=args.bias_noise,
-        noise_space=args.noise_space,
-        seed=args.seed,
-    )
-    run_dir = Path(args.run_dir or f"runs/rbm-{args.sampler}-{data.n_features}x{args.hidden}-seed{args.seed}")
+    cfg = config_from_args(RBMTrainConfig, args)
+    run_dir = Path(args.run_dir or f"runs/rbm-{cfg.sampler}-{data.n_features}x{cfg.n_hidden}-seed{cfg.seed}")
     device = resolve_device(args.device)
     print(
         f"physamp train-rbm: {data.name} ({data.train.shape[0]} train / {data.test.shape[0]} test), "
         f"{data.n_features}x{cfg.n_hidden} RBM, {cfg.method.upper()}-{cfg.k} with the {cfg.sampler!r} "
         f"backend, {cfg.epochs} epochs on {device}, {torch.get_num_threads()} thread(s) -> {run_dir}"
     )
-    trainer = RBMTrainer(cfg, data.train, device=device)
-    trainer.fit(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
-    rbm = trainer.rbm
-    shape = data.image_shape or (1, data.n_features)
-    fig = run_dir / "samples.png"
-    _sample_figure(rbm, "gibbs", {"steps": args.figure_steps}, fig, shape, seed=args.seed)
-    log_z = estimate_log_z(
-        rbm,
-        data=data.train,
-        num_runs=args.ais_runs,
-        betas=_ais_betas(args.ais_betas),
-        seed=args.seed,
+    result = train_and_evaluate(
+        cfg,
+        data,
+        run_dir=run_dir,
+        device=device,
+        ais_runs=args.ais_runs,
+        ais_betas=args.ais_betas,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
-    nll = test_nll(rbm, data.test.to(rbm.W.device), log_z)
-    _print_nll("test NLL", nll, log_z, data.protocol)
-    (run_dir / "result.json").write_text(
-        __import__("json").dumps(
-            {
-                "test_nll": nll.nll,
-                "test_nll_lower": nll.nll_lower,
-                "test_nll_upper": nll.nll_upper,
-                "log_z": log_z.log_z,
-                "ais_runs": log_z.num_runs,
-                "ais_betas": log_z.num_betas,
-                "dataset": data.name,
-                "protocol": data.protocol,
-            },
-            indent=2,
-        )
+    shape = data.image_shape or (1, data.n_features)
+    _sample_figure(
+        result.rbm, "gibbs", {"steps": args.figure_steps}, run_dir / "samples.png", shape, seed=cfg.seed
     )
+    _print_nll("test NLL", result.test_nll, result.log_z, data.protocol)
     print(
         f"outputs in {run_dir}/: checkpoint.pt, metrics.jsonl, samples.png (E[v|h] after "
         f"{args.figure_steps} Gibbs steps), result.json, config.json"
@@ -247,7 +163,7 @@ def cmd_train_rbm(args) -> int:
 
 
 def cmd_ais(args) -> int:
-    from physamp.ais import estimate_log_z, test_nll
+    from physamp.models.rbm.evaluate import evaluate_nll
 
     rbm, cfg = _load_rbm(args.checkpoint)
     data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
@@ -256,16 +172,16 @@ def cmd_ais(args) -> int:
             f"the checkpoint's RBM has {rbm.n_visible} visible units but {data.name} has "
             f"{data.n_features} features"
         )
-    log_z = estimate_log_z(
+    nll, log_z = evaluate_nll(
         rbm,
-        data=data.train,
-        num_runs=args.ais_runs,
-        betas=_ais_betas(args.ais_betas),
+        data,
+        ais_runs=args.ais_runs,
+        ais_betas=args.ais_betas,
         seed=args.seed,
         progress=not args.no_progress,
     )
     print(repr(log_z))
-    _print_nll("test NLL", test_nll(rbm, data.test, log_z), log_z, data.protocol)
+    _print_nll("test NLL", nll, log_z, data.protocol)
     return 0
 
 
@@ -311,17 +227,30 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_topology(args) -> int:
+    """``physamp topology KIND[:ARG] SIZE|NVxNH``: a registered topology from a grid size or an RBM shape."""
     from physamp import topology as T
 
-    kind = args.kind
-    if kind == "chimera":
-        topo = T.chimera_rbm(args.size, pixel_mapping=args.pixel_mapping)
-    elif kind == "pegasus":
-        topo = T.pegasus_rbm(args.size)
-    elif kind == "zephyr":
-        topo = T.zephyr_rbm(args.size)
-    else:
-        raise SystemExit(f"error: unknown topology {kind!r}; choose chimera, pegasus or zephyr")
+    if args.list:
+        for name, doc in T.describe_topologies().items():
+            print(f"{name:10s}  {doc}")
+        return 0
+    if args.kind is None or args.size is None:
+        raise ValueError(
+            "physamp topology needs KIND and SIZE (e.g. 'physamp topology chimera 14' or "
+            "'physamp topology pegasus 784x784'); 'physamp topology --list' shows the kinds"
+        )
+    spec = args.kind
+    if args.pixel_mapping:
+        if ":" in spec:
+            raise ValueError(f"give the pixel mapping once: --pixel-mapping or {spec!r}, not both")
+        spec = f"{spec}:{args.pixel_mapping}"
+    nv, sep, nh = args.size.lower().partition("x")
+    try:
+        shape = (int(nv), int(nh)) if sep else None
+        size = None if sep else int(nv)
+    except ValueError:
+        raise ValueError(f"SIZE is a grid size (14) or an RBM shape (784x784); got {args.size!r}") from None
+    topo = T.make_topology(spec, *(shape or ()), size=size)
     dense = topo.n_visible * topo.n_hidden
     print(
         f"{topo.name}: {topo.n_visible} visible x {topo.n_hidden} hidden units, "
@@ -345,7 +274,7 @@ def cmd_topology(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from physamp import __version__
-    from physamp.models.rbm_train import RBMTrainConfig as RBMDefaults
+    from physamp.models.rbm.pcd import RBMTrainConfig
 
     p = argparse.ArgumentParser(
         prog="physamp", description="Physical samplers and the models trained with them."
@@ -359,7 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "train-rbm", help="train an RBM with any negative-phase backend and report its test NLL"
     )
-    d = RBMDefaults()
     s.add_argument(
         "--dataset",
         default="mnist-default",
@@ -369,30 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", default=None, help="directory with the dataset's files")
     s.add_argument("--download", action="store_true", help="download the dataset (checksummed, cached)")
     s.add_argument("--binarize-seed", type=int, default=0, help="seed of the test set's one-off binarisation")
-    s.add_argument("--hidden", type=positive_int, default=d.n_hidden)
-    s.add_argument("--epochs", type=positive_int, default=d.epochs)
-    s.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    s.add_argument("--lr", type=positive_float, default=d.lr)
-    s.add_argument("--lr-final", type=positive_float, default=d.lr_final)
-    s.add_argument("--lr-schedule", default=d.lr_schedule, choices=["constant", "linear", "exponential"])
-    s.add_argument("--momentum", type=float, default=d.momentum)
-    s.add_argument("--weight-decay", type=nonnegative_float, default=d.weight_decay)
-    s.add_argument("--method", default=d.method, choices=["pcd", "cd"])
-    s.add_argument("-k", type=positive_int, default=d.k, help="Gibbs steps (or sweeps) per update")
-    s.add_argument("--chains", type=positive_int, default=d.num_chains, help="PCD fantasy particles")
-    s.add_argument("--sampler", default=d.sampler, help="negative-phase backend (see `physamp samplers`)")
-    s.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="backend option, repeatable")
-    s.add_argument("--topology", default=None, help="dense (default), chimera, chimera:extended, random:0.5")
-    s.add_argument("--max-weight", type=positive_float, default=None)
-    s.add_argument("--max-bias", type=positive_float, default=None)
-    s.add_argument(
-        "--weight-noise", type=nonnegative_float, default=0.0, help="σ of weight noise in the negative phase"
-    )
-    s.add_argument(
-        "--bias-noise", type=nonnegative_float, default=0.0, help="σ of bias noise in the negative phase"
-    )
-    s.add_argument("--noise-space", default="rbm", choices=["rbm", "ising"])
-    s.add_argument("--seed", type=int, default=0)
+    # every training hyper-parameter: flags, defaults and help from RBMTrainConfig's fields
+    add_config_arguments(s, RBMTrainConfig)
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     s.add_argument("--run-dir", default=None, help="output directory (default runs/rbm-SAMPLER-VxH-seedS)")
     s.add_argument(
@@ -400,7 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--ais-runs", type=positive_int, default=100)
     s.add_argument(
-        "--ais-betas", type=int, default=14500, help="intermediate distributions (14500: S&M schedule)"
+        "--ais-betas",
+        type=positive_int,
+        default=14500,
+        help="intermediate distributions (14500: S&M schedule)",
     )
     s.add_argument(
         "--figure-steps", type=positive_int, default=1000, help="Gibbs steps before the sample figure"
@@ -466,8 +375,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_check_sampler)
 
     s = sub.add_parser("topology", help="summarise (and draw) an RBM laid out on a hardware graph")
-    s.add_argument("kind", choices=["chimera", "pegasus", "zephyr"])
-    s.add_argument("size", type=int, help="grid size m (chimera_rbm(14) is the thesis's 784x784 RBM)")
+    s.add_argument(
+        "kind",
+        nargs="?",
+        metavar="KIND[:ARG]",
+        help="a registered topology (physamp.topology.available_topologies(); --list shows them), e.g. "
+        "chimera, chimera:extended, pegasus, zephyr, dense, random:0.5",
+    )
+    s.add_argument(
+        "size",
+        nargs="?",
+        metavar="SIZE|NVxNH",
+        help="grid size m (chimera 14: C_14 in qubit order) or an RBM shape (chimera 784x784: the "
+        "thesis's pixel-block chimera RBM, as the trainer builds it)",
+    )
+    s.add_argument("--list", action="store_true", help="list the registered topologies and exit")
     s.add_argument("--pixel-mapping", default=None, choices=["pixel_blocks", "extended_pixel_blocks"])
     s.add_argument("--draw", metavar="FILE.png", default=None)
     s.set_defaults(func=cmd_topology)
@@ -477,9 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads is not None:
-        import torch
+        from physamp.training import set_threads
 
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, RuntimeError, OSError) as err:

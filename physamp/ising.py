@@ -21,7 +21,7 @@ variable ``n_visible + j``; a topology supplies qubit labels instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,7 @@ __all__ = [
     "rbm_to_bqm",
     "ising_to_bqm",
     "default_labels",
+    "resolve_labels",
     "to_ising_arrays",
     "from_ising_arrays",
 ]
@@ -172,19 +173,33 @@ def default_labels(n_visible: int, n_hidden: int) -> list[int]:
     return list(range(n_visible + n_hidden))
 
 
-def _resolve_labels(labels, n_visible: int, n_hidden: int) -> list | None:
+def resolve_labels(labels, n_visible: int, n_hidden: int) -> list[Hashable]:
+    """The BQM variable of each unit, visible units first.
+
+    ``labels`` is a sequence of ``n_visible + n_hidden`` distinct labels, a topology
+    with ``.visible`` / ``.hidden`` (qubit labels), or None for :func:`default_labels`.
+    The one place labels are resolved: the BQM export here and the dimod backends
+    (:mod:`physamp.samplers.dimod_io`) both call it.
+    """
     if labels is None:
-        return None
+        return default_labels(n_visible, n_hidden)
     if hasattr(labels, "visible") and hasattr(labels, "hidden"):  # a topology
         labels = list(labels.visible) + list(labels.hidden)
     labels = list(labels)
     if len(labels) != n_visible + n_hidden:
         raise ValueError(
-            f"got {len(labels)} labels for an RBM with {n_visible} visible + {n_hidden} hidden units"
+            f"got {len(labels)} labels for an RBM with {n_visible} visible + {n_hidden} hidden "
+            "units; the labels (or topology) must name one variable per unit"
         )
     if len(set(labels)) != len(labels):
         raise ValueError("labels must be distinct: two units cannot share a variable/qubit")
     return labels
+
+
+def _resolve_labels(labels, n_visible: int, n_hidden: int) -> list | None:
+    """:func:`resolve_labels`, keeping None (dimod then numbers the variables ``0..n-1``,
+    which are the default labels)."""
+    return None if labels is None else resolve_labels(labels, n_visible, n_hidden)
 
 
 def ising_to_bqm(ising: IsingRBM, labels: Sequence | None = None, *, mask: np.ndarray | None = None):

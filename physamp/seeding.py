@@ -16,6 +16,8 @@ purpose             stream
 ``"sampler"``       the negative-phase sampler a trainer builds
 ``"binarize"``      stochastic re-binarisation of training data
 ``"data-order"``    the batch order; epoch ``e`` uses ``derive_seed(seed, "data-order", e)``
+``"data-loader"``   the generator of a ``DataLoader`` iterator (its workers' base seeds),
+                    so that starting an epoch never draws from torch's global generator
 ``"generator"``     a sampler's torch generator on one device type
                     (``derive_seed(seed, "generator", "cpu")``, ``..., "cuda")``)
 ``"words"``         the random 64-bit words of the 16-bit Bernoulli draws

@@ -65,18 +65,22 @@ def load_dataset(
     """
     key = name.lower()
     if key == "mnist":
-        return load_mnist(root, download=download, binarize_seed=binarize_seed)
-    if key == "mnist-offline":
-        return load_mnist_offline(root, binarize_seed=binarize_seed)
-    if key == "mnist-bundled":
-        return load_mnist_bundled(binarize_seed=binarize_seed, path=root)
-    if key == "mnist-default":
-        return load_mnist_default(root, binarize_seed=binarize_seed)
-    if key in ("connect4", "connect-4"):
-        return load_connect4(root, download=download)
-    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+        ds = load_mnist(root, download=download, binarize_seed=binarize_seed)
+    elif key == "mnist-offline":
+        ds = load_mnist_offline(root, binarize_seed=binarize_seed)
+    elif key == "mnist-bundled":
+        ds = load_mnist_bundled(binarize_seed=binarize_seed, path=root)
+    elif key == "mnist-default":
+        ds = load_mnist_default(root, binarize_seed=binarize_seed)
+    elif key in ("connect4", "connect-4"):
+        ds = load_connect4(root, download=download)
+    else:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    ds.root = None if root is None else str(root)
+    ds.binarize_seed = None if key in ("connect4", "connect-4") else binarize_seed
+    return ds
 
 
 def default_dataset(binarize_seed: int = 0) -> BinaryDataset:
     """``load_dataset("mnist-default")``: mnist-offline when its files are found, else mnist-bundled."""
-    return load_mnist_default(binarize_seed=binarize_seed)
+    return load_dataset("mnist-default", binarize_seed=binarize_seed)

@@ -32,6 +32,8 @@ class BinaryDataset:
     *_labels: optional int64 (N,), (M,), (K,).
     protocol: one sentence naming the data protocol and the binarisation seed, for figure captions.
     image_shape: (28, 28) for MNIST, None for non-image data.
+    root, binarize_seed: where it was loaded from (None: the default place) and the seed of
+        the test set's binarisation, as given to :func:`physamp.data.load_dataset`.
     """
 
     train: torch.Tensor
@@ -43,10 +45,23 @@ class BinaryDataset:
     image_shape: tuple[int, int] | None = None
     valid: torch.Tensor | None = None
     valid_labels: torch.Tensor | None = None
+    root: str | None = None
+    binarize_seed: int | None = None
 
     @property
     def n_features(self) -> int:
         return int(self.train.shape[1])
+
+    def identity(self) -> dict:
+        """What makes this data this data, for a run's config: its name, the folder it was
+        read from (None: the default place), the test binarisation seed and the sizes."""
+        return {
+            "name": self.name,
+            "root": self.root,
+            "binarize_seed": self.binarize_seed,
+            "num_train": int(self.train.shape[0]),
+            "num_test": int(self.test.shape[0]),
+        }
 
     def __repr__(self) -> str:
         sizes = f"train={tuple(self.train.shape)}, test={tuple(self.test.shape)}"

@@ -36,15 +36,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physamp.experiments.common import (
-    make_cell,
-    markdown_table,
-    mean_std,
-    new_figure,
-    save_figure,
-    train_and_evaluate,
-    write_report,
-)
+from physamp.experiments.common import NLL_AXIS, Report, aggregate, make_cell, train_and_evaluate
 
 NAME = "chimera"
 TITLE = "Chimera-topology 784x784 RBM (thesis Fig. 3.9)"
@@ -95,21 +87,19 @@ def run_cell(cell: dict) -> dict:
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
-    order = [t for t in TOPOLOGIES if any(r["cell"]["topology"] == t for r in rows)]
-    stats = {}
-    for t in order:
-        rs = [r["result"] for r in rows if r["cell"]["topology"] == t]
-        m, s = mean_std(x["nll"] for x in rs)
-        stats[t] = (m, s, len(rs), rs[0]["connections"])
-    base = stats.get("pixel_blocks", (None,))[0]
+    agg = {t: (m, s, n) for t, m, s, n in aggregate(rows, lambda c: c["topology"])}
+    order = [t for t in TOPOLOGIES if t in agg]
+    conns = {t: next(r["result"]["connections"] for r in rows if r["cell"]["topology"] == t) for t in order}
+    base = agg.get("pixel_blocks", (None,))[0]
 
-    fig, ax = new_figure(5.5, 3.5)
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    fig, ax = out.figure(5.5, 3.5)
     xs = range(len(order))
     ax.bar(
         [x - 0.2 for x in xs],
-        [stats[t][0] for t in order],
+        [agg[t][0] for t in order],
         width=0.4,
-        yerr=[stats[t][1] for t in order],
+        yerr=[agg[t][1] for t in order],
         capsize=3,
         label=f"ours [{preset}]",
     )
@@ -118,30 +108,19 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         thesis_x, [THESIS[t] for t in order if THESIS[t] is not None], width=0.4, label="thesis (full MNIST)"
     )
     ax.set_xticks(list(xs), [LABELS[t].replace(", ", "\n") for t in order], fontsize=8)
-    ax.set_ylabel("test NLL (nats)")
+    ax.set_ylabel(NLL_AXIS)
     ax.legend(fontsize=8)
-    ax.set_title(f"{TITLE} [{preset}]", fontsize=9)
-    save_figure(fig, out_dir, NAME)
+    out.save(fig, ax)
 
     table_rows = []
     for t in order:
-        m, s, n, conn = stats[t]
+        m, s, n = agg[t]
         rel = "" if base is None else f"{m / base:.3f}"
         thesis = THESIS[t]
         thesis_s = "not given" if thesis is None else f"{thesis:.1f}"
         thesis_rel = "" if thesis is None else f"{thesis / THESIS['pixel_blocks']:.3f}"
-        table_rows.append([LABELS[t], f"{conn:,}", m, s, n, rel, thesis_s, thesis_rel])
-    header = [
-        "topology",
-        "connections",
-        "test NLL",
-        "std",
-        "seeds",
-        "ratio to pixel blocks",
-        "thesis",
-        "thesis ratio",
-    ]
-    table = markdown_table(header, table_rows)
+        table_rows.append([LABELS[t], f"{conns[t]:,}", m, s, n, rel, thesis_s, thesis_rel])
+    header = ["topology", "connections", "test NLL", "std", "seeds", "ratio to pixel blocks", "thesis"]
     notes = (
         "Thesis values are for full MNIST and 784 x 784 models trained to convergence; the thesis "
         "text used here gives no dense 784 x 784 number. Compare the ordering (pixel blocks better "
@@ -149,4 +128,4 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         "values: the offline split (13,000 training digits) gives higher NLLs than full MNIST, and "
         f"these models trained for {rows[0]['cell']['train']['epochs']} epoch(s)."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(header + ["thesis ratio"], table_rows, notes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from physamp.models.rbm import RBM
-from physamp.models.rbm_train import RBMTrainConfig, RBMTrainer
-from physamp.training import load_checkpoint, save_checkpoint
+from physamp.models.rbm import RBM, RBMTrainConfig, RBMTrainer
+from physamp.training import load_checkpoint, load_component, save_components
 
 __all__ = [
     "dataset",
@@ -36,6 +35,17 @@ __all__ = [
     "write_csv",
     "flatten",
     "model_cache_dir",
+    # outputs: tables, figures, reports
+    "NLL_AXIS",
+    "Report",
+    "aggregate",
+    "errorbar_plot",
+    "markdown_table",
+    "mean_std",
+    "new_figure",
+    "relative_change",
+    "save_figure",
+    "write_report",
 ]
 
 
@@ -67,7 +77,9 @@ def trained_rbm(
     """Train (or load the cached) RBM for the :class:`RBMTrainConfig` fields ``train``.
 
     Returns ``(rbm, training seconds)``. Models are cached by (config, data), so
-    every cell that evaluates the same trained model trains it once.
+    every cell that evaluates the same trained model trains it once. A cache entry
+    is a checkpoint in the one layout of :mod:`physamp.training.checkpoint`
+    (``load_component(path, "model")`` reads it, as for any run).
     """
     cfg = RBMTrainConfig(**train)
     data = dataset(data_name)
@@ -76,40 +88,36 @@ def trained_rbm(
     if path.exists():
         try:
             ckpt = load_checkpoint(path)
-            sd = ckpt["model"]
-            rbm = RBM(int(sd["W"].shape[1]), int(sd["W"].shape[0]), mask=sd.get("mask"))
-            rbm.load_state_dict(sd)
-            return rbm, float(ckpt["seconds"])
+            return RBM.from_state_dict(load_component(ckpt, "model")), float(ckpt["seconds"])
         except Exception:
-            pass  # a damaged cache entry is retrained and rewritten atomically
+            pass  # a damaged or old-layout cache entry is retrained and rewritten atomically
     import time
 
     x = data.train if max_train is None else data.train[:max_train]
+    identity = {**data.identity(), "num_train": int(x.shape[0])}
     t0 = time.perf_counter()
-    trainer = RBMTrainer(cfg, x)
+    trainer = RBMTrainer(cfg, x, data=identity)
     trainer.fit(run_dir=None, progress=False)
     seconds = time.perf_counter() - t0
-    save_checkpoint(path, {"model": trainer.rbm.state_dict(), "seconds": seconds, "config": asdict(cfg)})
+    save_components(path, {"model": trainer.rbm}, config=trainer.config_dict(), extra={"seconds": seconds})
     return trainer.rbm, seconds
 
 
 def ais_betas(n: int) -> np.ndarray:
     """The S&M schedule for ``n == 14500``, else ``n`` evenly spaced intermediate distributions."""
-    from physamp.ais import default_betas
+    from physamp.ais import schedule
 
-    return default_betas() if n == 14500 else np.linspace(0.0, 1.0, n + 1)
+    return schedule(n)
 
 
 def evaluate_nll(rbm: RBM, data_name: str, ais: dict, seed: int = 0, max_test: int | None = None) -> dict:
-    """Test NLL by AIS: ``{"nll", "nll_lower", "nll_upper", "log_z"}``."""
-    from physamp.ais import estimate_log_z, test_nll
+    """Test NLL by AIS (:func:`physamp.models.rbm.evaluate.evaluate_nll`):
+    ``{"nll", "nll_lower", "nll_upper", "log_z"}``."""
+    from physamp.models.rbm.evaluate import evaluate_nll as _evaluate
 
-    data = dataset(data_name)
-    test = data.test if max_test is None else data.test[:max_test]
-    log_z = estimate_log_z(
-        rbm, data=data.train, num_runs=ais["runs"], betas=ais_betas(ais["betas"]), seed=seed
+    nll, log_z = _evaluate(
+        rbm, dataset(data_name), ais_runs=ais["runs"], ais_betas=ais["betas"], seed=seed, max_test=max_test
     )
-    nll = test_nll(rbm, test, log_z)
     return {"nll": nll.nll, "nll_lower": nll.nll_lower, "nll_upper": nll.nll_upper, "log_z": log_z.log_z}
 
 
@@ -198,20 +206,128 @@ def write_report(out_dir: Path, name: str, title: str, protocol: str, table: str
     return path
 
 
-def new_figure(width: float = 5.0, height: float = 3.5):
+def new_figure(width: float = 5.0, height: float = 3.5, **subplots: Any):
+    """``(fig, ax)`` of a new headless (Agg) figure; ``subplots`` go to ``plt.subplots`` (``nrows``, ...)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height))
+    return plt.subplots(figsize=(width, height), **subplots)
 
 
-def save_figure(fig, out_dir: Path, name: str) -> Path:
+def save_figure(fig, out_dir: Path, name: str, dpi: int = 120) -> Path:
+    """Lay out ``fig``, write it to ``out_dir/NAME.png`` and close it; returns the path."""
     import matplotlib.pyplot as plt
 
     path = Path(out_dir) / f"{name}.png"
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+NLL_AXIS = "test NLL (nats)"
+
+
+def relative_change(value: float, base: float | None, *, nats: bool = False) -> str:
+    """``value`` against the reference ``base`` as table text: ``"+4.3 %"``; with ``nats``
+    ``"+1.23 (+4.3 %)"``; ``""`` when there is no reference."""
+    if base is None:
+        return ""
+    percent = f"{100 * (value / base - 1):+.1f} %"
+    return f"{value - base:+.2f} ({percent})" if nats else percent
+
+
+def errorbar_plot(
+    ax,
+    agg: list[tuple[Any, float, float, int]],
+    *,
+    xlabel: str,
+    ylabel: str = NLL_AXIS,
+    x=None,
+    group=None,
+    groups: list | None = None,
+    label=None,
+    markers: str = "o",
+    annotate: bool = False,
+    reference: tuple[float, str] | None = None,
+    xscale: str | None = None,
+):
+    """Draw mean ± std (over seeds) of ``agg`` on matplotlib axes ``ax`` and return ``ax``.
+
+    ``agg`` holds ``(key, mean, std, n)`` rows as :func:`aggregate` returns them;
+    points are joined in that order.
+
+    - ``x``: ``key -> x`` value (default: the key itself).
+    - ``group``: ``key -> series`` (default: a single series); ``groups`` lists the series
+      in drawing order (default: first seen); a series without points is skipped but
+      keeps its marker. ``label``: ``series -> legend label``. ``markers``: one
+      character per series, cycled.
+    - ``annotate``: write each key beside its point, alternately above and below.
+    - ``reference``: ``(y, label)`` of a dashed grey horizontal line (e.g. the
+      unconstrained model).
+    - ``xscale``: e.g. ``"log"``.
+
+    A legend is drawn when a series is labelled or there is a reference.
+    """
+    x = x or (lambda key: key)
+    group = group or (lambda key: None)
+    groups = list(dict.fromkeys(group(k) for k, *_ in agg)) if groups is None else groups
+    legend = reference is not None or label is not None
+    for i, series in enumerate(groups):
+        pts = [(k, m, s) for k, m, s, _ in agg if group(k) == series]
+        if not pts:
+            continue
+        extra = {} if label is None else {"label": label(series)}
+        xs = [x(k) for k, _, _ in pts]
+        ys = [m for _, m, _ in pts]
+        ax.errorbar(xs, ys, yerr=[s for *_, s in pts], marker=markers[i % len(markers)], capsize=3, **extra)
+        if annotate:
+            for j, (k, xv, yv) in enumerate(zip([k for k, _, _ in pts], xs, ys, strict=True)):
+                offset = (4, 6) if j % 2 == 0 else (4, -12)  # alternate so close points stay legible
+                ax.annotate(str(k), (xv, yv), textcoords="offset points", xytext=offset, fontsize=8)
+    if reference is not None:
+        ax.axhline(reference[0], color="gray", linestyle="--", label=reference[1])
+    if legend:
+        ax.legend(fontsize=8)
+    if xscale is not None:
+        ax.set_xscale(xscale)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return ax
+
+
+@dataclass(frozen=True)
+class Report:
+    """The two outputs of one experiment run, ``NAME.png`` and ``NAME.md`` in ``out_dir``, under one title.
+
+    ``title`` is the full title (the experiments use ``f"{TITLE} [{preset}]"``) and
+    ``protocol`` the protocol text written at the top of the Markdown report.
+    """
+
+    out_dir: Path
+    name: str
+    title: str
+    protocol: str
+
+    def figure(self, width: float = 5.0, height: float = 3.5, **subplots: Any):
+        """``(fig, ax)`` of a new figure: see :func:`new_figure`."""
+        return new_figure(width, height, **subplots)
+
+    def save(self, fig, ax=None, *, title_size: float = 9, dpi: int = 120) -> Path:
+        """Title ``ax`` (if given) with the report's title and write ``fig`` to ``NAME.png``."""
+        if ax is not None:
+            ax.set_title(self.title, fontsize=title_size)
+        return save_figure(fig, self.out_dir, self.name, dpi=dpi)
+
+    def errorbar_plot(self, agg, *, title_size: float = 9, **options: Any) -> Path:
+        """``NAME.png``: one :func:`errorbar_plot` of ``agg`` (``options`` are its keywords)."""
+        fig, ax = self.figure()
+        errorbar_plot(ax, agg, **options)
+        return self.save(fig, ax, title_size=title_size)
+
+    def write(self, header: list[str], rows: list[list], notes: str = "") -> Path:
+        """``NAME.md``: title, protocol, data protocol, the :func:`markdown_table` and ``notes``."""
+        table = markdown_table(header, rows)
+        return write_report(self.out_dir, self.name, self.title, self.protocol, table, notes)

@@ -34,15 +34,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from physamp.experiments.common import (
-    aggregate,
-    make_cell,
-    markdown_table,
-    new_figure,
-    save_figure,
-    train_and_evaluate,
-    write_report,
-)
+from physamp.experiments.common import Report, aggregate, make_cell, relative_change, train_and_evaluate
 
 NAME = "magnitude-limit"
 TITLE = "Magnitude limit on the parameters (thesis Fig. 3.4b)"
@@ -109,27 +101,18 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         k = key(r["cell"])
         max_w[k] = max(max_w.get(k, 0.0), r["result"]["max_abs_w"])
 
-    fig, ax = new_figure()
-    finite = [(t, m, s) for t, m, s, _ in agg if t != math.inf]
-    if finite:
-        xs, ys, es = zip(*finite, strict=True)
-        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3)
-    if base is not None:
-        ax.axhline(base, color="gray", linestyle="--", label="no limit")
-        ax.legend(fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("magnitude limit t (|W|, |b|, |c| ≤ t)")
-    ax.set_ylabel("test NLL (nats)")
-    ax.set_title(f"{TITLE} [{preset}]", fontsize=9)
-    save_figure(fig, out_dir, NAME)
-
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out.errorbar_plot(
+        [row for row in agg if row[0] != math.inf],
+        xlabel="magnitude limit t (|W|, |b|, |c| ≤ t)",
+        xscale="log",
+        reference=None if base is None else (base, "no limit"),
+    )
     table_rows = []
     for t, m, s, n in agg:
         tt = None if t == math.inf else t
-        rel = "" if base is None else f"{100 * (m / base - 1):+.1f} %"
-        table_rows.append([_label(tt), m, s, n, rel, f"{max_w[t]:.3g}", thesis_note(tt)])
+        table_rows.append([_label(tt), m, s, n, relative_change(m, base), f"{max_w[t]:.3g}", thesis_note(tt)])
     header = ["limit t", "test NLL", "std", "seeds", "vs no limit", "max abs W", "thesis"]
-    table = markdown_table(header, table_rows)
     notes = (
         "The thesis column is qualitative: the thesis text available here gives no per-threshold "
         "numbers for Fig. 3.4b. Compare the shape (flat for t ≥ 1, a steep rise below) and the "
@@ -137,4 +120,4 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         "higher NLLs than full MNIST. 'max abs W' is the largest trained weight magnitude (≤ t by "
         "construction); where it stays well below t the limit was never active."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(header, table_rows, notes)

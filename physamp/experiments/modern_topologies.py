@@ -45,15 +45,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physamp.experiments.common import (
-    aggregate,
-    make_cell,
-    markdown_table,
-    new_figure,
-    save_figure,
-    train_and_evaluate,
-    write_report,
-)
+from physamp.experiments.common import Report, aggregate, make_cell, train_and_evaluate
 
 NAME = "modern-topologies"
 TITLE = "Modern topologies: chimera vs Pegasus vs Zephyr vs dense 784x784 RBMs"
@@ -126,40 +118,23 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     chim = agg.get("chimera", (None,))[0]
     dense = agg.get("dense", (None,))[0]
 
-    fig, ax = new_figure()
-    xs = [conns[t] for t in names]
-    ys = [agg[t][0] for t in names]
-    ax.errorbar(xs, ys, yerr=[agg[t][1] for t in names], marker="o", capsize=3, ls="-")
-    for idx, (t, x) in enumerate(zip(names, xs, strict=True)):
-        offset = (4, 6) if idx % 2 == 0 else (4, -12)  # alternate so close points stay legible
-        ax.annotate(t, (x, agg[t][0]), textcoords="offset points", xytext=offset, fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("visible-hidden connections (log)")
-    ax.set_ylabel("test NLL (nats)")
-    ax.set_title(f"{TITLE} [{preset}]", fontsize=8)
-    save_figure(fig, out_dir, NAME)
-
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out.errorbar_plot(
+        [(t, *agg[t]) for t in names],
+        x=lambda t: conns[t],
+        annotate=True,
+        xscale="log",
+        xlabel="visible-hidden connections (log)",
+        title_size=8,
+    )
     table_rows = []
     for t in names:
         m, s, n = agg[t]
         g = gap_closed(chim, m, dense)
-        table_rows.append(
-            [
-                t,
-                f"{conns[t]:,}",
-                f"{100 * conns[t] / DENSE_CONNECTIONS:.2f} %",
-                m,
-                s,
-                n,
-                "" if g is None else f"{g:.1f} %",
-                THESIS.get(t, ""),
-            ]
-        )
-    table = markdown_table(
-        ["topology", "connections", "of dense", "test NLL", "std", "seeds", "gap closed"]
-        + ["thesis (full MNIST)"],
-        table_rows,
-    )
+        share = f"{100 * conns[t] / DENSE_CONNECTIONS:.2f} %"
+        gap = "" if g is None else f"{g:.1f} %"
+        table_rows.append([t, f"{conns[t]:,}", share, m, s, n, gap, THESIS.get(t, "")])
+    header = ["topology", "connections", "of dense", "test NLL", "std", "seeds", "gap closed"]
     notes = (
         "Gap closed = (NLL_chimera - NLL_topo) / (NLL_chimera - NLL_dense): 0 % is the thesis's "
         "chimera RBM, 100 % a dense 784x784 RBM. The data protocol is the offline split (13,000 "
@@ -167,4 +142,4 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         "ordering and the gap-closed ratios, not absolute values. The quick preset (1 epoch, short "
         "AIS) only shows trends; the full preset follows the thesis's training length."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(header + ["thesis (full MNIST)"], table_rows, notes)

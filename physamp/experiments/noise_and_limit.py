@@ -45,15 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from physamp.experiments.common import (
-    aggregate,
-    make_cell,
-    markdown_table,
-    new_figure,
-    save_figure,
-    train_and_evaluate,
-    write_report,
-)
+from physamp.experiments.common import Report, aggregate, make_cell, relative_change, train_and_evaluate
 
 NAME = "noise-and-limit"
 TITLE = "Training noise x magnitude limit (thesis Fig. 3.7a)"
@@ -135,7 +127,8 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         grid[sigmas.index(s), limits.index(t)] = m
     base = next((m for k, m, _, _ in agg if k == (0.0, math.inf)), None)
 
-    fig, ax = new_figure(1.3 * len(limits) + 2.0, 0.8 * len(sigmas) + 1.8)
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    fig, ax = out.figure(1.3 * len(limits) + 2.0, 0.8 * len(sigmas) + 1.8)
     im = ax.imshow(grid, cmap="viridis_r", aspect="auto", origin="lower")
     finite = grid[np.isfinite(grid)]
     mid = float(finite.mean()) if finite.size else 0.0
@@ -149,19 +142,17 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     ax.set_xlabel("magnitude limit t")
     ax.set_ylabel("training noise σ (weights and biases)")
     fig.colorbar(im, ax=ax, label="test NLL (nats)")
-    ax.set_title(f"{TITLE} [{preset}]", fontsize=9)
-    save_figure(fig, out_dir, NAME)
+    out.save(fig, ax)
 
     table_rows = []
     for (s, t), m, sd, n in agg:
-        rel = "" if base is None else f"{100 * (m / base - 1):+.1f} %"
-        table_rows.append([f"{s:g}", _label(t), m, sd, n, rel, thesis_note(s, None if t == math.inf else t)])
+        note = thesis_note(s, None if t == math.inf else t)
+        table_rows.append([f"{s:g}", _label(t), m, sd, n, relative_change(m, base), note])
     header = ["noise σ", "limit t", "test NLL", "std", "seeds", "vs unconstrained", "thesis"]
-    table = markdown_table(header, table_rows)
     notes = (
         "The thesis column is qualitative: the thesis text available here gives no numbers for the "
         "Fig. 3.7a grid, so compare the pattern (which constraint dominates, whether the effects add) "
         "and the relative increases, not absolute values: the offline split (13,000 training digits) "
         "gives higher NLLs than full MNIST. The heat map is noise-and-limit.png."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(header, table_rows, notes)

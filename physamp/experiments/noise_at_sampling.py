@@ -41,15 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from physamp.experiments.common import (
+    Report,
     aggregate,
     ais_betas,
     dataset,
     make_cell,
-    markdown_table,
-    new_figure,
-    save_figure,
+    relative_change,
     trained_rbm,
-    write_report,
 )
 
 NAME = "noise-at-sampling"
@@ -141,34 +139,23 @@ def run_cell(cell: dict) -> dict:
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     agg = aggregate(rows, lambda c: (c["noise_kind"], c["sigma"]))
     base = {k: m for (k, s), m, _, _ in agg if s == 0.0}
-    fig, ax = new_figure()
-    for kind, marker in zip(KINDS, "os", strict=True):
-        pts = [(s, m, sd) for (k, s), m, sd, _ in agg if k == kind]
-        if pts:
-            ax.errorbar(
-                [x[0] for x in pts],
-                [x[1] for x in pts],
-                yerr=[x[2] for x in pts],
-                marker=marker,
-                capsize=3,
-                label=f"noise on the {kind}",
-            )
-    ax.set_xlabel("noise σ at sampling time")
-    ax.set_ylabel("expected test NLL (nats)")
-    ax.legend(fontsize=8)
-    ax.set_title(f"{TITLE} [{preset}]", fontsize=8)
-    save_figure(fig, out_dir, NAME)
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out.errorbar_plot(
+        agg,
+        x=lambda key: key[1],
+        group=lambda key: key[0],
+        groups=list(KINDS),
+        label=lambda kind: f"noise on the {kind}",
+        markers="os",
+        xlabel="noise σ at sampling time",
+        ylabel="expected test NLL (nats)",
+        title_size=8,
+    )
     table_rows = []
     for (kind, s), m, sd, n in agg:
-        b = base.get(kind)
-        rel = "" if b is None else f"{m - b:+.2f} ({100 * (m / b - 1):+.1f} %)"
-        table_rows.append(
-            [kind, f"{s:g}", m, sd, n, rel, THESIS[kind] if s > 0 else "σ = 0: the noiseless model"]
-        )
-    table = markdown_table(
-        ["noise on", "σ", "expected test NLL", "std (seeds)", "seeds", "vs σ = 0", "thesis (Fig. 3.2a)"],
-        table_rows,
-    )
+        thesis = THESIS[kind] if s > 0 else "σ = 0: the noiseless model"
+        table_rows.append([kind, f"{s:g}", m, sd, n, relative_change(m, base.get(kind), nats=True), thesis])
+    header = ["noise on", "σ", "expected test NLL", "std (seeds)", "seeds", "vs σ = 0", "thesis (Fig. 3.2a)"]
     ratio = []
     for (kind, s), m, *_ in agg:
         if kind == "weights" and s > 0 and ("biases", s) in {k for k, *_ in agg}:
@@ -184,4 +171,4 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         + "The offline split (13,000 training digits) gives higher NLLs than full MNIST: "
         "compare orderings and ratios, not absolute values."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(header, table_rows, notes)

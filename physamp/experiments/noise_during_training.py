@@ -31,15 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physamp.experiments.common import (
-    aggregate,
-    make_cell,
-    markdown_table,
-    new_figure,
-    save_figure,
-    train_and_evaluate,
-    write_report,
-)
+from physamp.experiments.common import Report, aggregate, make_cell, relative_change, train_and_evaluate
 from physamp.experiments.noise_at_sampling import train_config
 
 NAME = "noise-during-training"
@@ -76,26 +68,18 @@ def run_cell(cell: dict) -> dict:
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     agg = aggregate(rows, lambda c: c["sigma_train"])
     base = next((m for s, m, _, _ in agg if s == 0.0), None)
-    fig, ax = new_figure()
-    ax.errorbar(
-        [s for s, *_ in agg],
-        [m for _, m, _, _ in agg],
-        yerr=[sd for _, _, sd, _ in agg],
-        marker="o",
-        capsize=3,
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out.errorbar_plot(
+        agg,
+        xlabel="noise σ during training (negative phase)",
+        ylabel="test NLL without noise (nats)",
+        title_size=8,
     )
-    ax.set_xlabel("noise σ during training (negative phase)")
-    ax.set_ylabel("test NLL without noise (nats)")
-    ax.set_title(f"{TITLE} [{preset}]", fontsize=8)
-    save_figure(fig, out_dir, NAME)
     table_rows = []
     for s, m, sd, n in agg:
-        rel = "" if base is None else f"{m - base:+.2f} ({100 * (m / base - 1):+.1f} %)"
-        table_rows.append([f"{s:g}", m, sd, n, rel, THESIS if s > 0 else "σ = 0: the regular model"])
-    table = markdown_table(
-        ["σ_train", "test NLL (no noise)", "std (seeds)", "seeds", "vs σ = 0", "thesis (Fig. 3.4a)"],
-        table_rows,
-    )
+        thesis = THESIS if s > 0 else "σ = 0: the regular model"
+        table_rows.append([f"{s:g}", m, sd, n, relative_change(m, base, nats=True), thesis])
+    header = ["σ_train", "test NLL (no noise)", "std (seeds)", "seeds", "vs σ = 0", "thesis (Fig. 3.4a)"]
     means = [m for _, m, _, _ in agg]
     monotone = all(b >= a for a, b in zip(means, means[1:], strict=False))
     notes = (
@@ -105,4 +89,4 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         "The offline split (13,000 training digits) gives higher NLLs than full MNIST: compare "
         "orderings and ratios, not absolute values."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(header, table_rows, notes)

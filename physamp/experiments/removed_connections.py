@@ -24,15 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physamp.experiments.common import (
-    aggregate,
-    make_cell,
-    markdown_table,
-    new_figure,
-    save_figure,
-    train_and_evaluate,
-    write_report,
-)
+from physamp.experiments.common import Report, aggregate, make_cell, relative_change, train_and_evaluate
 
 NAME = "removed-connections"
 TITLE = "Removed connections (thesis Fig. 3.7b)"
@@ -75,26 +67,13 @@ def run_cell(cell: dict) -> dict:
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     agg = aggregate(rows, lambda c: c["fraction_removed"])
     base = next((m for f, m, _, _ in agg if f == 0.0), None)
-    fig, ax = new_figure()
-    xs = [f for f, *_ in agg]
-    ax.errorbar(
-        [100 * x for x in xs],
-        [m for _, m, _, _ in agg],
-        yerr=[s for _, _, s, _ in agg],
-        marker="o",
-        capsize=3,
-    )
-    ax.set_xlabel("connections removed (%)")
-    ax.set_ylabel("test NLL (nats)")
-    ax.set_title(f"{TITLE} [{preset}]", fontsize=9)
-    save_figure(fig, out_dir, NAME)
-    table_rows = []
-    for f, m, s, n in agg:
-        rel = "" if base is None else f"{100 * (m / base - 1):+.1f} %"
-        table_rows.append([f"{100 * f:g} %", m, s, n, rel, THESIS.get(f, "")])
-    table = markdown_table(["removed", "test NLL", "std", "seeds", "vs dense", "thesis"], table_rows)
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out.errorbar_plot(agg, x=lambda f: 100 * f, xlabel="connections removed (%)")
+    table_rows = [
+        [f"{100 * f:g} %", m, s, n, relative_change(m, base), THESIS.get(f, "")] for f, m, s, n in agg
+    ]
     notes = (
         "Compare the ordering and the relative increase with the thesis, not absolute values: "
         "the offline split (13,000 training digits) gives higher NLLs than full MNIST."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(["removed", "test NLL", "std", "seeds", "vs dense", "thesis"], table_rows, notes)

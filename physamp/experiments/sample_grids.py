@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from physamp.experiments.common import markdown_table, model_cache_dir, trained_rbm, write_report
+from physamp.experiments.common import Report, model_cache_dir, trained_rbm
 
 NAME = "sample-grids"
 TITLE = "Sample grids after a long Gibbs run (thesis Figs. 3.3, 3.5, 3.6, 3.8)"
@@ -181,11 +181,6 @@ def run_cell(cell: dict) -> dict:
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from physamp.plotting import image_grid
 
     out_dir = Path(out_dir)
@@ -203,7 +198,8 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     n = len(entries)
     ncol = min(4, n)
     nrow = -(-n // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 3.3 * nrow), squeeze=False)
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    fig, axes = out.figure(3.0 * ncol, 3.3 * nrow, nrows=nrow, ncols=ncol, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, (cell, _, _, arr) in zip(axes.flat, entries, strict=False):
@@ -211,9 +207,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         ax.set_title(f"Fig. {cell['figure']}: {cell['setting']}", fontsize=7)
     steps = entries[0][0]["sampling"]["steps"] if entries else 0
     fig.suptitle(f"{TITLE} [{preset}], E[v|h] after {steps:,} Gibbs steps", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out_dir / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    out.save(fig, dpi=110)
 
     table_rows = []
     for cell, res, name, _ in entries:
@@ -233,21 +227,11 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
                 f"[{name}](grids/{name})",
             ]
         )
-    header = [
-        "thesis",
-        "setting",
-        "model",
-        "connections",
-        "sampled with",
-        "Gibbs steps",
-        "sampling s",
-        "grid",
-    ]
-    table = markdown_table(header, table_rows)
+    header = ["thesis", "setting", "model", "connections", "sampled with", "Gibbs steps", "sampling s"]
     notes = (
         "No NLL here: the thesis figures are sample grids, compared by eye. The models come from the "
         "offline split (13,000 training digits) and the quick preset trains for a few epochs and runs "
         f"{steps:,} Gibbs steps instead of the thesis's 100,000, so the quick grids are blurrier than "
         "the thesis's. The montage of every grid is sample-grids.png."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(header + ["grid"], table_rows, notes)

@@ -40,16 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from physamp.experiments.common import (
-    aggregate,
-    make_cell,
-    markdown_table,
-    mean_std,
-    new_figure,
-    save_figure,
-    trained_rbm,
-    write_report,
-)
+from physamp.experiments.common import Report, aggregate, make_cell, mean_std, trained_rbm
 from physamp.experiments.noise_at_sampling import expected_nll, train_config
 
 NAME = "trained-with-noise"
@@ -135,55 +126,27 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     agg = aggregate(rows, lambda c: (c["sigma_train"], c["sigma_sample"]))
     inc = increases(rows)
     red = reductions(inc)
-    fig, ax = new_figure()
-    for i, st in enumerate(sorted({k[0] for k, *_ in agg})):
-        pts = [(ss, m, sd) for (t, ss), m, sd, _ in agg if t == st]
-        ax.errorbar(
-            [x[0] for x in pts],
-            [x[1] for x in pts],
-            yerr=[x[2] for x in pts],
-            marker="os^v"[i % 4],
-            capsize=3,
-            label=f"trained with σ = {st:g}",
-        )
-    ax.set_xlabel("noise σ at sampling time (weights and biases)")
-    ax.set_ylabel("expected test NLL (nats)")
-    ax.legend(fontsize=8)
-    ax.set_title(f"{TITLE} [{preset}]", fontsize=8)
-    save_figure(fig, out_dir, NAME)
+    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out.errorbar_plot(
+        agg,
+        x=lambda key: key[1],
+        group=lambda key: key[0],
+        label=lambda st: f"trained with σ = {st:g}",
+        markers="os^v",
+        xlabel="noise σ at sampling time (weights and biases)",
+        ylabel="expected test NLL (nats)",
+        title_size=8,
+    )
 
     table_rows = []
     for (st, ss), m, sd, n in agg:
         im, isd = mean_std(inc.get((st, ss), [float("nan")]))
         r = red.get((st, ss))
-        thesis = ""
-        if st > 0 and ss > 0:
-            thesis = f"{THESIS_REDUCTION:.1f} % (mean, σ = 0.1)" if st == 0.1 else ""
-        table_rows.append(
-            [
-                f"{st:g}",
-                f"{ss:g}",
-                m,
-                sd,
-                n,
-                f"{im:+.2f} ± {isd:.2f}",
-                "" if r is None else f"{r:.1f} %",
-                thesis,
-            ]
-        )
-    table = markdown_table(
-        [
-            "σ_train",
-            "σ_sample",
-            "expected test NLL",
-            "std (seeds)",
-            "seeds",
-            "increase vs σ_sample = 0",
-            "reduction of the increase",
-            "thesis",
-        ],
-        table_rows,
-    )
+        thesis = f"{THESIS_REDUCTION:.1f} % (mean, σ = 0.1)" if st == 0.1 and ss > 0 else ""
+        reduction = "" if r is None else f"{r:.1f} %"
+        table_rows.append([f"{st:g}", f"{ss:g}", m, sd, n, f"{im:+.2f} ± {isd:.2f}", reduction, thesis])
+    header = ["σ_train", "σ_sample", "expected test NLL", "std (seeds)", "seeds"]
+    header += ["increase vs σ_sample = 0", "reduction of the increase", "thesis"]
     avg = {}
     for (st, _), r in red.items():
         avg.setdefault(st, []).append(r)
@@ -203,4 +166,4 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         "`noise-during-training` measures that cost. The offline split (13,000 training digits) "
         "gives higher NLLs than full MNIST: compare orderings and ratios, not absolute values."
     )
-    write_report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, table, notes)
+    out.write(header, table_rows, notes)

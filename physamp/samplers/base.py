@@ -42,6 +42,25 @@ options in ``parameters``. It returns ``(v, h, info)``; the base class checks
 shapes, moves the result to the RBM's device and dtype, keeps persistent
 chains, times the call and fills ``info["backend"]``.
 
+A backend that continues Markov chains sets ``uses_chains = True`` and declares
+what a trainer needs to run it as PCD-k / CD-k: ``steps_option``, the name of its
+constructor option for the number of sweeps per call (``"steps"`` for ``gibbs``,
+``"num_sweeps"`` for ``neal``), and ``supports_persistent = True`` if its
+constructor takes ``persistent``. A trainer passes ``k`` under that name and
+refuses a chain backend that declares none; backends that draw independent
+samples on every call (``uses_chains = False``: ``exact``, ``dimod``, ``dwave``)
+need no sweeps, and ``k`` is not applied to them::
+
+    class MyChainSampler(Sampler):
+        name = "mychain"
+        uses_chains = True
+        steps_option = "my_steps"       # PCD-k builds it as MyChainSampler(my_steps=k, ...)
+        supports_persistent = True      # ... and persistent=True
+
+        def __init__(self, my_steps: int = 100, *, persistent: bool = False, seed=None):
+            super().__init__(seed=seed, persistent=persistent)
+            ...
+
 Persistent chains (PCD)
 -----------------------
 With ``persistent=True`` a sampler keeps the last ``(v, h)`` it returned as a
@@ -183,11 +202,20 @@ class Sampler(abc.ABC):
             per-call overrides (dimod's ``parameters``).
         uses_chains: whether the backend continues Markov chains (Gibbs, SA at
             fixed β); exact or hardware samplers ignore ``initial``.
+        steps_option: the constructor option that sets the number of sweeps per
+            call (``"steps"``, ``"num_sweeps"``), or None. PCD-k passes ``k`` under
+            this name; a chain backend (``uses_chains``) without one cannot be
+            trained with PCD-k / CD-k. A composite that passes its options to a
+            child declares the child's.
+        supports_persistent: whether the constructor takes ``persistent`` (chains
+            kept between calls, for PCD).
     """
 
     name: ClassVar[str] = "sampler"
     parameters: ClassVar[dict[str, str]] = {}
     uses_chains: ClassVar[bool] = False
+    steps_option: ClassVar[str | None] = None
+    supports_persistent: ClassVar[bool] = False
 
     def __init__(self, *, seed: int | None = None, persistent: bool = False) -> None:
         self.seed = seed

@@ -3,7 +3,8 @@
 The RBM is written as a SPIN BQM by Eq. 3.1 (:func:`physamp.ising.rbm_to_bqm`),
 handed to the wrapped sampler, and the returned ``SampleSet`` is read back into
 ``(v, h)`` -- permuting its columns by ``sampleset.variables`` (dimod never
-promises the order you gave it) and mapping spins ``s`` to ``x = (s + 1) / 2``::
+promises the order you gave it) and mapping spins ``s`` to ``x = (s + 1) / 2``
+(:mod:`physamp.samplers.dimod_io`, shared with the ``dwave`` backend)::
 
     from dwave.samplers import SimulatedAnnealingSampler
     from physamp.samplers.dimod_backend import DimodBackend
@@ -26,75 +27,19 @@ different BQM for every sample: the backend then makes ``N`` calls with
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising
 from physamp.energy import RBMParams
-from physamp.samplers.base import Chains, Sampler, UnknownOptionError
+from physamp.ising import IsingRBM, ising_to_bqm, rbm_to_ising, resolve_labels
+from physamp.samplers.base import Chains, Sampler
+from physamp.samplers.dimod_io import call_seed, check_sample_kwargs, sampleset_to_units, split_units
 
 __all__ = ["DimodBackend", "sampleset_to_units", "topology_labels"]
 
-
-def topology_labels(labels, n_visible: int, n_hidden: int) -> list[Hashable]:
-    """BQM variable of each unit, visible first: ``labels`` (a sequence or a topology
-    with ``.visible`` / ``.hidden``) or the default ``0 .. n_visible + n_hidden - 1``."""
-    if labels is None:
-        return default_labels(n_visible, n_hidden)
-    if hasattr(labels, "visible") and hasattr(labels, "hidden"):
-        labels = list(labels.visible) + list(labels.hidden)
-    labels = list(labels)
-    if len(labels) != n_visible + n_hidden:
-        raise ValueError(
-            f"got {len(labels)} labels for an RBM with {n_visible} visible + {n_hidden} hidden "
-            "units; the labels (or topology) must name one variable per unit"
-        )
-    if len(set(labels)) != len(labels):
-        raise ValueError("labels must be distinct: two units cannot share a variable/qubit")
-    return labels
-
-
-def sampleset_to_units(sampleset, labels: Sequence[Hashable]) -> np.ndarray:
-    """``(N, len(labels))`` {0,1} float64 rows of ``sampleset``, columns in ``labels`` order.
-
-    Columns are looked up in ``sampleset.variables`` (never assumed to be in the
-    order the BQM was built with); rows are repeated by ``num_occurrences`` so an
-    aggregated (histogram) answer gives one row per read. SPIN values ``s`` become
-    ``(s + 1) / 2``; BINARY values are kept.
-    """
-    import dimod
-
-    variables = sampleset.variables
-    missing = [lab for lab in labels if lab not in variables]
-    if missing:
-        raise ValueError(
-            f"the sampleset has no variable(s) {missing[:10]}; it holds {len(variables)} variables"
-        )
-    cols = np.fromiter((variables.index(lab) for lab in labels), dtype=np.int64, count=len(labels))
-    record = sampleset.record
-    x = np.asarray(record.sample)[:, cols].astype(np.float64)
-    occ = np.asarray(record.num_occurrences)
-    if (occ != 1).any():
-        x = np.repeat(x, occ, axis=0)
-    if sampleset.vartype is dimod.SPIN:
-        x = (x + 1.0) / 2.0
-    return x
-
-
-def _check_kwargs(sampler, kwargs: dict[str, Any], managed: Sequence[str], who: str) -> None:
-    """Raise if ``kwargs`` names a parameter ``sampler`` lacks, or one the backend sets itself."""
-    taken = sorted(set(kwargs) & set(managed))
-    if taken:
-        raise ValueError(f"{who} sets {taken} itself; do not pass them")
-    unknown = sorted(set(kwargs) - set(sampler.parameters))
-    if unknown:
-        valid = ", ".join(sorted(set(sampler.parameters) - set(managed))) or "(none)"
-        raise UnknownOptionError(
-            f"{type(sampler).__name__} has no parameter(s) {unknown}; its parameters are: {valid}"
-        )
+topology_labels = resolve_labels  # the old name of physamp.ising.resolve_labels, kept importable
 
 
 class DimodBackend(Sampler):
@@ -120,6 +65,7 @@ class DimodBackend(Sampler):
 
     name = "dimod"
     uses_chains = False
+    steps_option = None  # a fresh sampler call each time: PCD-k does not apply k (set the sampler's own)
     _MANAGED = ("num_reads", "seed")
 
     def __init__(
@@ -140,7 +86,7 @@ class DimodBackend(Sampler):
                 "sampler that draws reads: SimulatedAnnealingSampler at a fixed beta, "
                 "RandomSampler, MockDWaveSampler, DWaveSampler (or the 'dwave' backend)."
             )
-        _check_kwargs(sampler, sample_kwargs, self._MANAGED, "DimodBackend")
+        check_sample_kwargs(sampler, sample_kwargs, self._MANAGED, "DimodBackend")
         if not np.isfinite(beta) or beta <= 0:
             raise ValueError(f"beta must be a positive finite number, got {beta!r}")
         if seed is not None and "seed" not in sampler.parameters:
@@ -187,16 +133,13 @@ class DimodBackend(Sampler):
     def _sample(
         self, params: RBMParams, num_samples: int, initial: Chains | None, **overrides: Any
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-        labels = topology_labels(self.labels, params.n_visible, params.n_hidden)
+        labels = resolve_labels(self.labels, params.n_visible, params.n_hidden)
         kwargs = {**self.sample_kwargs, **overrides}
         bqms = self._bqms(params, labels)
         reads = num_samples if len(bqms) == 1 else 1  # batched biases: one read per BQM
         rows, energies, ss_info = [], [], {}
         for bqm in bqms:
-            call = dict(kwargs, num_reads=reads)
-            if self.seed is not None and "seed" in self.sampler.parameters:
-                call["seed"] = self.numpy_seed()
-            ss = self.sampler.sample(bqm, **call)
+            ss = self.sampler.sample(bqm, **kwargs, num_reads=reads, **call_seed(self, self.sampler))
             x = sampleset_to_units(ss, labels)
             if x.shape[0] < reads:
                 raise RuntimeError(
@@ -205,10 +148,7 @@ class DimodBackend(Sampler):
             rows.append(x[:reads])
             energies.append(bqm.energies((2 * x[:reads] - 1, labels)))
             ss_info = dict(ss.info)
-        x = np.concatenate(rows, axis=0)
-        nv = params.n_visible
-        v = torch.from_numpy(x[:, :nv])
-        h = torch.from_numpy(x[:, nv:])
+        v, h = split_units(np.concatenate(rows, axis=0), params.n_visible)
         info = {
             "sampler": type(self.sampler).__name__,
             "beta": self.beta,

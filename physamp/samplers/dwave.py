@@ -20,13 +20,16 @@ Placing the units
   ``(n_hidden, n_visible)`` ``.mask``, e.g. ``physamp.topology.chimera_rbm(m)``):
   one qubit per unit. Every qubit must exist; every connection the mask keeps,
   and every nonzero weight, needs a coupler (masked zero weights need none).
-- otherwise: chains. ``embedding`` (``{unit index: [qubits]}``, visible units
+- otherwise: chains, through :class:`~physamp.samplers.embedding.ChainEmbeddingComposite`
+  around the solver. ``embedding`` (``{unit index: [qubits]}``, visible units
   ``0..n_visible-1`` then hidden) or one found once by ``minorminer`` on the RBM's
   interaction graph and kept (``backend.embedding``). Chains are held by
   ``-chain_strength`` couplers (programmed units; default ``min(2 max|prefactor J|,
   |j_range[0]|)``), read back by majority vote, and ``info["chain_break_fraction"]``
-  reports how often they broke. The chain couplers are part of the physical
-  problem, so the distribution is the RBM's only for strong, unbroken chains.
+  reports how often they broke. The range checks and :meth:`DWaveBackend.dry_run`
+  look at the embedded problem, chain couplers included: what is programmed. The
+  chain couplers are part of the physical problem, so the distribution is the
+  RBM's only for strong, unbroken chains.
 
 Reads above the solver's ``num_reads_range`` are split over several calls;
 ``info["qpu_timing"]`` lists each call's ``sampleset.info["timing"]`` and
@@ -49,21 +52,28 @@ Gibbs acceptance (it then samples ``exp(-E_programmed)`` exactly, β_eff = 1).
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising
 from physamp.energy import RBMParams
-from physamp.samplers.base import Chains, Sampler, UnknownOptionError
-from physamp.seeding import derive_seed
-from physamp.samplers.dimod_backend import sampleset_to_units, topology_labels
+from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising, resolve_labels
+from physamp.samplers.base import Chains, Sampler
+from physamp.samplers.dimod_io import call_seed, check_sample_kwargs, sampleset_to_units, split_units
+
+# the token helpers live in physamp.samplers.redact; imported here by their old names, and
+# looked up here at call time (so monkeypatching physamp.samplers.dwave.token_available works)
+from physamp.samplers.redact import (  # noqa: F401  (re-exported)
+    _TOKEN_PATTERN,
+    _config_token,
+    _redact,
+    install_log_redaction,
+    redact,
+    token_available,
+)
 
 __all__ = ["DWaveBackend", "DryRunReport", "MissingTokenError", "DWaveConnectionError"]
 
@@ -73,7 +83,6 @@ _TOKEN_HELP = (
     "https://cloud.dwavesys.com/leap), or pass any dimod sampler as DWaveBackend(sampler=...) "
     "(e.g. dwave.system.testing.MockDWaveSampler) to work offline."
 )
-_TOKEN_PATTERN = re.compile(r"\b[A-Za-z]{2,6}-[0-9A-Fa-f]{32,}\b")
 
 
 class MissingTokenError(RuntimeError):
@@ -82,59 +91,6 @@ class MissingTokenError(RuntimeError):
 
 class DWaveConnectionError(RuntimeError):
     """Building or calling the D-Wave solver failed (message has any token redacted)."""
-
-
-def _config_token() -> str | None:
-    try:
-        from dwave.cloud.config import load_config
-
-        return load_config().get("token") or None
-    except Exception:  # unreadable config: treated as "no token"
-        return None
-
-
-def token_available() -> bool:
-    """Whether a Leap token is set (``DWAVE_API_TOKEN`` or dwave config); never returns it."""
-    return bool(os.environ.get("DWAVE_API_TOKEN")) or _config_token() is not None
-
-
-def _redact(text: str) -> str:
-    for secret in (os.environ.get("DWAVE_API_TOKEN"), _config_token()):
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return _TOKEN_PATTERN.sub("<redacted>", text)
-
-
-_REDACTING_FACTORY_INSTALLED = False
-
-
-def install_log_redaction() -> None:
-    """Redact API tokens from every log record of the ``dwave`` loggers (idempotent).
-
-    Ocean's cloud client logs its configuration, token included, at DEBUG level.
-    A log-record factory (which, unlike a logger filter, also covers child loggers
-    and handlers configured later) rewrites the message of any record from a
-    ``dwave.*`` logger with the token replaced by ``<redacted>``.
-    """
-    global _REDACTING_FACTORY_INSTALLED
-    if _REDACTING_FACTORY_INSTALLED:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args, **kwargs):
-        record = previous(*args, **kwargs)
-        if record.name.startswith("dwave"):
-            try:
-                message = record.getMessage()
-            except Exception:  # a malformed record: leave it to the logging module
-                return record
-            clean = _redact(message)
-            if clean != message:
-                record.msg, record.args = clean, ()
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _REDACTING_FACTORY_INSTALLED = True
 
 
 def _as_bool_mask(mask, shape: tuple[int, int]) -> np.ndarray:
@@ -238,6 +194,7 @@ class DWaveBackend(Sampler):
 
     name = "dwave"
     uses_chains = False
+    steps_option = None  # independent anneals: PCD-k does not apply k
     _OWN = {
         "prefactor": "programmed problem = prefactor * (h, J)",
         "chain_strength": "chain coupler magnitude (programmed units)",
@@ -280,8 +237,9 @@ class DWaveBackend(Sampler):
             self._check_sampler_kwargs(sampler, sample_kwargs)
         self._sampler = sampler
         self._owns_sampler = False
+        self._embedder = None  # ChainEmbeddingComposite around the solver, built on first use
         self.topology = topology
-        self.embedding = None if embedding is None else {k: list(v) for k, v in embedding.items()}
+        self.embedding = embedding
         self.chain_strength = chain_strength
         self.prefactor = prefactor
         self.beta_eff = beta_eff
@@ -313,7 +271,7 @@ class DWaveBackend(Sampler):
             kw = {} if self.solver is None else {"solver": self.solver}
             return dwave.system.DWaveSampler(**kw)
         except Exception as err:  # connection, auth, no such solver: re-raised redacted below
-            message = _redact(
+            message = redact(
                 f"could not build DWaveSampler(solver={self.solver!r}): "
                 f"{type(err).__name__}: {err}. "
                 "Check the network, the token's validity (`dwave ping`) and the solver name."
@@ -321,18 +279,33 @@ class DWaveBackend(Sampler):
         raise DWaveConnectionError(message)  # raised outside `except`: no chained original
 
     def _check_sampler_kwargs(self, sampler, kwargs: dict[str, Any]) -> None:
-        taken = sorted(set(kwargs) & set(self._MANAGED))
-        if taken:
-            raise ValueError(
-                f"DWaveBackend sets {taken} itself (num_reads from num_samples, auto_scale=False, "
-                "answer_mode='raw'); scale the problem with prefactor instead"
-            )
-        unknown = sorted(set(kwargs) - set(sampler.parameters))
-        if unknown:
-            valid = ", ".join(sorted(set(sampler.parameters) - set(self._MANAGED)))
-            raise UnknownOptionError(
-                f"{type(sampler).__name__} has no parameter(s) {unknown}; its parameters are: {valid}"
-            )
+        check_sample_kwargs(
+            sampler, kwargs, self._MANAGED, "DWaveBackend",
+            why=" (num_reads from num_samples, auto_scale=False, answer_mode='raw'); scale the "
+            "problem with prefactor instead",
+        )  # fmt: skip
+
+    # --- chains: an embedding composite around the solver ------------------------------
+    @property
+    def embedding(self) -> dict | None:
+        """``{unit index: [qubits]}`` of the chain placement (None until given or found).
+
+        Assign None to find a new one on the next call."""
+        return self._embedding if self._embedder is None else self._embedder.embedding
+
+    @embedding.setter
+    def embedding(self, embedding: dict | None) -> None:
+        self._embedding = None if embedding is None else {k: list(v) for k, v in embedding.items()}
+        if self._embedder is not None:
+            self._embedder.embedding = self._embedding
+
+    def _chain_embedding(self, sampler):
+        """The :class:`~physamp.samplers.embedding.ChainEmbeddingComposite` around ``sampler``."""
+        from physamp.samplers.embedding import ChainEmbeddingComposite
+
+        if self._embedder is None or self._embedder.child is not sampler:
+            self._embedder = ChainEmbeddingComposite(sampler, self.embedding, seed=self.seed)
+        return self._embedder
 
     @property
     def parameters(self) -> dict[str, str]:  # type: ignore[override]
@@ -423,7 +396,7 @@ class DWaveBackend(Sampler):
                     f"the RBM has {nv} visible x {nh} hidden units but the topology places "
                     f"{len(topo.visible)} x {len(topo.hidden)}"
                 )
-            labels = topology_labels(topo, nv, nh)
+            labels = resolve_labels(topo, nv, nh)
             missing = [q for q in labels if q not in nodes]
             if missing:
                 raise ValueError(
@@ -454,7 +427,7 @@ class DWaveBackend(Sampler):
             bqm = ising_to_bqm(scaled, labels, mask=program)
             source_bqm = None
         else:
-            import dwave.embedding
+            from physamp.samplers.embedding import EmbeddingError, default_chain_strength
 
             prog_mask = (
                 np.ones((nh, nv), dtype=bool)
@@ -462,27 +435,17 @@ class DWaveBackend(Sampler):
                 else params.mask.detach().cpu().numpy().astype(bool)
             ) | (W != 0)
             source_bqm = ising_to_bqm(scaled, None, mask=prog_mask)
-            embedding = self._embedding(source_bqm, sampler)
+            embedder = self._chain_embedding(sampler)
             cs = overrides.get("chain_strength", self.chain_strength)
-            if cs is None:
-                max_j = float(np.abs(scaled.J[prog_mask]).max()) if prog_mask.any() else 0.0
-                cs = 2.0 * max_j if max_j > 0 else 1.0
-                if jr is not None:
-                    cs = min(cs, abs(jr[0]))
-            chain_strength = float(cs)
-            adjacency = {q: set() for q in nodes}
-            for a, b in sampler.edgelist:
-                adjacency[a].add(b)
-                adjacency[b].add(a)
+            chain_strength = default_chain_strength(source_bqm, jr) if cs is None else float(cs)
             try:
-                bqm = dwave.embedding.embed_bqm(
-                    source_bqm, embedding, adjacency, chain_strength=chain_strength
-                )
-            except Exception as err:
-                raise ValueError(
-                    f"the embedding does not carry this RBM ({type(err).__name__}: {err}); "
-                    "reset backend.embedding = None to find a new one"
+                bqm = embedder.embed_bqm(source_bqm, chain_strength)
+            except EmbeddingError as err:
+                raise EmbeddingError(
+                    f"{err} (RBM unit i is BQM variable i, visible units first; a smaller or sparser "
+                    "RBM, topology=... with one qubit per unit, or another embedding=... may fit)"
                 ) from err
+            embedding = embedder.embedding
 
         h_vals = np.fromiter(bqm.linear.values(), dtype=np.float64, count=bqm.num_variables)
         j_vals = np.fromiter(bqm.quadratic.values(), dtype=np.float64, count=bqm.num_interactions)
@@ -506,37 +469,6 @@ class DWaveBackend(Sampler):
         est = bool(overrides.get("estimate_temperature", self.estimate_temperature))
         return _Plan(sampler, bqm, labels, embedding, source_bqm, chain_strength, pf, kwargs,
                      reads, hr, jr, max_pf, est)  # fmt: skip
-
-    def _embedding(self, source_bqm, sampler) -> dict:
-        n = source_bqm.num_variables
-        if self.embedding is None:
-            import minorminer
-            import networkx as nx
-
-            source = nx.Graph()
-            source.add_nodes_from(range(n))
-            source.add_edges_from(source_bqm.quadratic)
-            target = nx.Graph()
-            target.add_nodes_from(sampler.nodelist)
-            target.add_edges_from(sampler.edgelist)
-            kw = {} if self.seed is None else {"random_seed": derive_seed(int(self.seed), "embedding") % 2**31}
-            emb = minorminer.find_embedding(source, target, **kw)
-            if len(emb) != n:
-                raise ValueError(
-                    f"minorminer found no embedding of the RBM's {n}-unit interaction graph in "
-                    f"the solver's graph ({len(sampler.nodelist)} qubits); use a smaller or "
-                    "sparser RBM, a topology, or pass embedding=..."
-                )
-            self.embedding = {int(k): list(v) for k, v in emb.items()}
-        emb = self.embedding
-        missing_units = sorted(set(range(n)) - set(emb))
-        if missing_units:
-            raise ValueError(f"the embedding has no chain for unit(s) {missing_units[:20]}")
-        nodes = set(sampler.nodelist)
-        bad = sorted({q for chain in emb.values() for q in chain if q not in nodes}, key=str)
-        if bad:
-            raise ValueError(f"embedding uses qubit(s) {bad[:20]} absent from the solver's graph")
-        return emb
 
     def _reads(self, sampler, num_samples: int, overrides: dict[str, Any]) -> list[int]:
         lo, hi = sampler.properties.get("num_reads_range", (1, num_samples))
@@ -599,8 +531,7 @@ class DWaveBackend(Sampler):
             call["auto_scale"] = False
         if "answer_mode" in sampler.parameters:
             call["answer_mode"] = "raw"
-        if self.seed is not None and "seed" in sampler.parameters:
-            call["seed"] = self.numpy_seed()
+        call.update(call_seed(self, sampler))
         if not self._owns_sampler:
             return sampler.sample(plan.bqm, **call)
         message = None
@@ -609,7 +540,7 @@ class DWaveBackend(Sampler):
             ss.resolve()
             return ss
         except Exception as err:  # re-raised redacted below
-            message = _redact(f"D-Wave problem submission failed: {type(err).__name__}: {err}")
+            message = redact(f"D-Wave problem submission failed: {type(err).__name__}: {err}")
         raise DWaveConnectionError(message)
 
     def _sample(
@@ -633,19 +564,14 @@ class DWaveBackend(Sampler):
         if plan.labels is not None:
             x = sampleset_to_units(raw, plan.labels)
         else:
-            from dwave.embedding import unembed_sampleset
-            from dwave.embedding.chain_breaks import majority_vote
-
-            logical = unembed_sampleset(
-                raw, plan.embedding, plan.source_bqm, chain_break_method=majority_vote,
-                chain_break_fraction=True,
-            )  # fmt: skip
+            embedder = self._chain_embedding(plan.sampler)
+            logical = embedder.unembed_sampleset(raw, plan.source_bqm)
             x = sampleset_to_units(logical, default_labels(params.n_visible, params.n_hidden))
-            cbf = np.repeat(logical.record.chain_break_fraction, logical.record.num_occurrences)
+            context = embedder.embedding_context(plan.chain_strength, logical, num_samples)
             info.update(
-                chain_strength=plan.chain_strength,
-                chain_break_fraction=float(cbf[:num_samples].mean()),
-                max_chain_length=max(len(c) for c in plan.embedding.values()),
+                chain_strength=context["chain_strength"],
+                chain_break_fraction=context["chain_break_fraction"],
+                max_chain_length=context["max_chain_length"],
             )
         x = x[:num_samples]
 
@@ -673,5 +599,5 @@ class DWaveBackend(Sampler):
         info["beta_eff_source"] = source
         info["beta_model"] = None if beta_eff is None else beta_eff * plan.prefactor
         info["beta_eff_assumed"] = self.beta_eff
-        nv = params.n_visible
-        return torch.from_numpy(x[:, :nv].copy()), torch.from_numpy(x[:, nv:].copy()), info
+        v, h = split_units(x, params.n_visible)
+        return v, h, info

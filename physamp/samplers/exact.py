@@ -6,6 +6,8 @@ hidden layer smaller, ``p(h) ∝ exp(-F(h))``, ``F(h) = -c·h - Σ_i softplus(b_
 We draw the small layer from that distribution exactly (inverse CDF over all its
 states), then the large layer from its factorised conditional. Cost grows as
 ``2^k``: past ``max_bits`` (default 24) the sampler refuses with a clear error.
+:func:`log_partition` is physamp's one exact log Z (AIS checks against it and uses it
+for batches of noisy models); the free energies come from :mod:`physamp.energy`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ import math
 from typing import Any
 
 import torch
-from torch.nn import functional as F
 
-from physamp.energy import RBMParams
+from physamp.energy import RBMParams, as_params, free_energy
 from physamp.samplers.base import Sampler
 
-__all__ = ["ExactSampler", "exact_log_z", "enumerate_states", "small_layer_log_marginal"]
+__all__ = ["ExactSampler", "exact_log_z", "log_partition", "enumerate_states", "small_layer_log_marginal"]
 
 DEFAULT_MAX_BITS = 24
 _BLOCK_BITS = 14
@@ -32,52 +33,66 @@ def enumerate_states(start: int, stop: int, k: int, dtype=torch.float64, device=
     return ((idx[:, None] >> shifts) & 1).to(dtype)
 
 
-def _check_size(params: RBMParams, max_bits: int) -> tuple[bool, int]:
-    hidden_small = params.n_hidden <= params.n_visible
-    k = params.n_hidden if hidden_small else params.n_visible
+def _check_size(n_visible: int, n_hidden: int, max_bits: int) -> tuple[bool, int]:
+    hidden_small = n_hidden <= n_visible
+    k = n_hidden if hidden_small else n_visible
     if k > max_bits:
         raise ValueError(
             f"exact enumeration needs 2^{k} states of the smaller layer "
-            f"({params.n_visible} visible x {params.n_hidden} hidden), past the limit of 2^{max_bits}; "
-            "use the 'gibbs' backend, or raise max_bits if you have the time and memory"
+            f"({n_visible} visible x {n_hidden} hidden), past the limit of 2^{max_bits}; "
+            "use the 'gibbs' backend (or AIS for log Z), or raise max_bits if you have the time and memory"
         )
     return hidden_small, k
 
 
 def small_layer_log_marginal(params: RBMParams, states: torch.Tensor, hidden_small: bool, beta=1.0):
-    """Unnormalised log p of small-layer ``states (S, k)``: ``-F`` at inverse temperature β.
+    """Unnormalised log p of small-layer ``states (S, k)``: ``-F(states; β)`` (one free energy).
 
     With batched biases (one row per chain) returns ``(N, S)``; otherwise ``(S,)``.
     """
-    W = params.W.to(states.dtype)
+    W, b, c = (t.to(states.dtype) for t in (params.W, params.b, params.c))
     if hidden_small:
-        own, other, lin = params.c.to(states.dtype), params.b.to(states.dtype), states @ W  # (S, nv)
+        return -free_energy(states, W.t(), c, b, beta)
+    return -free_energy(states, W, b, c, beta)
+
+
+def log_partition(
+    W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, beta: float = 1.0, max_bits: int = DEFAULT_MAX_BITS
+) -> torch.Tensor:
+    """log Z by enumerating the smaller layer, in float64 -- physamp's one exact log Z.
+
+    One RBM (``W (n_hidden, n_visible)``, ``b (n_visible,)``, ``c (n_hidden,)``) gives a
+    0-d tensor; ``D`` RBMs of one shape (``W (D, n_hidden, n_visible)``, ``b (D, n_visible)``,
+    ``c (D, n_hidden)``) give ``(D,)``, enumerated together in blocks of states sized
+    to keep the ``(D, states, larger layer)`` product near 4M entries.
+    """
+    single = W.dim() == 2
+    if single:
+        W, b, c = W[None], b[None], c[None]
+    D, nh, nv = W.shape
+    hidden_small, k = _check_size(nv, nh, max_bits)
+    W, b, c = (x.to(torch.float64) for x in (W, b, c))
+    if hidden_small:  # states of the hiddens: F(h) = free_energy(h, Wᵀ, c, b)
+        Wk, own, other = W.transpose(1, 2), c, b
     else:
-        own, other, lin = params.b.to(states.dtype), params.c.to(states.dtype), states @ W.t()
-    if own.dim() == 1 and other.dim() == 1:
-        return beta * (states @ own) + F.softplus(beta * (lin + other)).sum(-1)
-    own = own if own.dim() == 2 else own[None]
-    other = other if other.dim() == 2 else other[None]
-    # (N, S): per-chain biases; memory N*S*n_other, so callers block over S
-    return beta * (own @ states.t()) + F.softplus(beta * (lin[None] + other[:, None, :])).sum(-1)
+        Wk, own, other = W, b, c
+    total = 1 << k
+    block = max(1, min(total, (1 << 22) // max(1, D * other.shape[1])))
+    parts = []
+    for start in range(0, total, block):
+        states = enumerate_states(start, min(start + block, total), k, device=W.device)
+        parts.append(torch.logsumexp(-free_energy(states, Wk, own, other, beta), -1))
+    out = torch.logsumexp(torch.stack(parts, -1), -1)
+    return out[0] if single else out
 
 
 def exact_log_z(params, *, beta: float = 1.0, max_bits: int = DEFAULT_MAX_BITS) -> float:
-    """log Z of an :class:`~physamp.RBM` or :class:`RBMParams` (float64), enumerating the
-    smaller layer in blocks."""
-    from physamp.energy import as_params
-
+    """log Z of an :class:`~physamp.RBM` or :class:`RBMParams` (float64), by :func:`log_partition`."""
     params = as_params(params).validate()
     if params.batched:
         raise ValueError("exact_log_z needs one set of biases, not a batch")
-    hidden_small, k = _check_size(params, max_bits)
-    total = 1 << k
-    block = 1 << min(k, _BLOCK_BITS)
-    parts = []
-    for start in range(0, total, block):
-        states = enumerate_states(start, min(start + block, total), k, device=params.device)
-        parts.append(torch.logsumexp(small_layer_log_marginal(params, states, hidden_small, beta), 0))
-    return float(torch.logsumexp(torch.stack(parts), 0))
+    W = params.W if params.mask is None else params.W * params.mask.to(params.W.dtype)
+    return float(log_partition(W, params.b, params.c, beta=beta, max_bits=max_bits))
 
 
 class ExactSampler(Sampler):
@@ -90,6 +105,7 @@ class ExactSampler(Sampler):
 
     name = "exact"
     parameters = {"beta": "inverse temperature (default 1)"}
+    steps_option = None  # independent exact samples: no sweeps (PCD-k does not apply k)
 
     def __init__(self, max_bits: int = DEFAULT_MAX_BITS, beta: float = 1.0, seed: int | None = None):
         super().__init__(seed=seed)
@@ -97,15 +113,11 @@ class ExactSampler(Sampler):
         self.beta = float(beta)
 
     def log_z(self, rbm, beta: float | None = None) -> float:
-        from physamp.energy import as_params
-
-        return exact_log_z(
-            as_params(rbm).validate(), beta=self.beta if beta is None else beta, max_bits=self.max_bits
-        )
+        return exact_log_z(rbm, beta=self.beta if beta is None else beta, max_bits=self.max_bits)
 
     def _sample(self, params: RBMParams, num_samples: int, initial, **opts) -> tuple[Any, Any, dict]:
         beta = float(opts.get("beta", self.beta))
-        hidden_small, k = _check_size(params, self.max_bits)
+        hidden_small, k = _check_size(params.n_visible, params.n_hidden, self.max_bits)
         dev = params.device
         g = self.generator(dev)
         p64 = RBMParams(*(t.to(torch.float64) for t in (params.W, params.b, params.c)), params.mask)

@@ -12,15 +12,11 @@ mask keeps a small fraction of them -- the 784×784 Chimera RBM has 4,592 of
 614,656 connections, and a sparse product over them is ~20x cheaper.
 
 On a CPU the Bernoulli draws, not the products, bound a sweep. With
-``rng="int16"`` (the default) one 64-bit random word gives four 16-bit
-integers ``r`` uniform on ``{-32768, ..., 32767}``, and ``x = 1`` iff
-``σ(β a) - r/65536 > 1/2``, which has probability ``σ(β a)`` up to ``2^-16``:
-probabilities are quantised to multiples of ``1/65536`` (absolute error below
-1.6e-5 per unit and sweep), in exchange for a sweep that costs about one
-random 64-bit word per four units. On the CPU the words come from numpy's
-SFC64 generator (about 3.5x faster than torch's Mersenne twister here); on
-CUDA/MPS from torch's device generator. ``rng="uniform"`` draws one float32
-uniform per unit from torch (``u < σ(β a)``) and is slower.
+``rng="int16"`` (the default) they are the 16-bit threshold draws of
+:class:`~physamp.samplers.bernoulli.Int16Bernoulli` (probabilities quantised
+to multiples of ``1/65536``, absolute error below 1.6e-5 per unit and sweep;
+about one random 64-bit word per four units). ``rng="uniform"`` draws one
+float32 uniform per unit from torch (``u < σ(β a)``) and is slower.
 
 The whole half-sweep is ``addmm`` then three in-place elementwise passes
 (``sigmoid_``, ``sub_``, ``gt_``) on one buffer, so it allocates nothing but
@@ -32,32 +28,16 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import numpy as np
 import torch
 
 from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler
+from physamp.samplers.bernoulli import Int16Bernoulli
 from physamp.seeding import derive_seed
 
 __all__ = ["GibbsSampler", "GibbsKernel"]
 
 _RNG_MODES = ("int16", "uniform")
-
-
-def _sfc64_state_to_tensor(state: dict) -> torch.Tensor:
-    """SFC64 state (four uint64 words, a buffer flag and word) as an int64 tensor for checkpoints."""
-    words = [int(x) for x in state["state"]["state"]] + [int(state["has_uint32"]), int(state["uinteger"])]
-    return torch.tensor(np.array(words, dtype=np.uint64).view(np.int64))
-
-
-def _sfc64_state_from_tensor(t: torch.Tensor) -> dict:
-    w = t.cpu().numpy().astype(np.int64).view(np.uint64)
-    return {
-        "bit_generator": "SFC64",
-        "state": {"state": w[:4].copy()},
-        "has_uint32": int(w[4]),
-        "uinteger": int(w[5]),
-    }
 
 
 class SparseStructure:
@@ -164,35 +144,17 @@ class GibbsKernel:
         # biases as (units, 1) or per-chain (units, N) columns
         self.b = (params.b * scale).t().contiguous() if params.b.dim() == 2 else (params.b * scale)[:, None]
         self.c = (params.c * scale).t().contiguous() if params.c.dim() == 2 else (params.c * scale)[:, None]
-        dev, dt = params.W.device, params.W.dtype
-        self.words: torch.Tensor | None = None  # buffer for torch-generated words
-        self._rbuf: torch.Tensor | None = None  # the random integers as floats
-        self.dtype, self.device = dt, dev
+        self.dtype, self.device = params.W.dtype, params.W.device
 
-    def _random_int16(self, n: int, generator) -> torch.Tensor:
-        """``n`` uniform int16 values, four per 64-bit random word."""
-        num_words = (n + 3) // 4
-        if isinstance(generator, np.random.Generator):
-            words = torch.from_numpy(generator.bit_generator.random_raw(num_words).view(np.int64))
-        else:
-            if self.words is None or self.words.numel() < num_words:
-                self.words = torch.empty(num_words, dtype=torch.int64, device=self.device)
-            words = self.words[:num_words]
-            words.random_(-(2**63), 2**63 - 1, generator=generator)
-        return words.view(torch.int16)[:n]
+    def _bernoulli(self, a: torch.Tensor, source) -> torch.Tensor:
+        """{0,1} draws with P(1) = σ(a) from pre-scaled activations ``a``, in place in ``a``.
 
-    def _bernoulli(self, a: torch.Tensor, generator) -> torch.Tensor:
-        """{0,1} draws with P(1) = σ(a) from pre-scaled activations ``a``, in place in ``a``."""
-        if self.rng == "int16":
-            r = self._random_int16(a.numel(), generator)
-            # int16 -> float32 in a reused buffer: a separate vectorised copy is ~2x cheaper
-            # than letting sub_ promote the int16 operand on the fly
-            if self._rbuf is None or self._rbuf.numel() < a.numel():
-                self._rbuf = torch.empty(a.numel(), device=self.device, dtype=a.dtype)
-            f = self._rbuf[: a.numel()].view(a.shape).copy_(r.view(a.shape))
-            return a.sigmoid_().sub_(f, alpha=1.0 / 65536).gt_(0.5)
-        g = generator if isinstance(generator, torch.Generator) else None
-        u = torch.rand(a.shape, generator=g, device=a.device, dtype=a.dtype)
+        ``source`` is an :class:`Int16Bernoulli` (``rng="int16"``) or a torch generator
+        (``rng="uniform"``: one float uniform per unit, ``u < σ(a)``).
+        """
+        if isinstance(source, Int16Bernoulli):
+            return source.sample_from_logits_(a)
+        u = torch.rand(a.shape, generator=source, device=a.device, dtype=a.dtype)
         return a.sigmoid_().sub_(u).gt_(0.0)
 
     def hidden_given_visible(self, vT: torch.Tensor, generator, out=None) -> torch.Tensor:
@@ -203,13 +165,11 @@ class GibbsKernel:
         """v ~ p(v | h) for unit-major ``hT (n_hidden, N)``; written into ``out`` if given."""
         return self._bernoulli(torch.addmm(self.b, self.W_vh, hT, out=out), generator)
 
-    def random_half(self, shape: tuple[int, int], generator) -> torch.Tensor:
+    def random_half(self, shape: tuple[int, int], source) -> torch.Tensor:
         """Bernoulli(1/2) states (random start of new chains): the sign bit of the random words."""
-        if self.rng != "int16":
-            g = generator if isinstance(generator, torch.Generator) else None
-            return (torch.rand(shape, generator=g, device=self.device) < 0.5).to(self.dtype)
-        n = shape[0] * shape[1]
-        return self._random_int16(n, generator).view(shape).lt(0).to(self.device, self.dtype)
+        if isinstance(source, Int16Bernoulli):
+            return source.random_half(shape, self.dtype)
+        return (torch.rand(shape, generator=source, device=self.device) < 0.5).to(self.dtype)
 
     def run(self, vT: torch.Tensor, steps: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``steps`` sweeps from visible states ``vT (n_visible, N)``; returns ``(vT, hT)``.
@@ -248,6 +208,8 @@ class GibbsSampler(Sampler):
         "beta": "inverse temperature",
     }
     uses_chains = True
+    steps_option = "steps"
+    supports_persistent = True
 
     def __init__(
         self,
@@ -270,31 +232,40 @@ class GibbsSampler(Sampler):
         if sparse not in ("auto", True, False):
             raise ValueError(f"sparse must be 'auto', True or False, got {sparse!r}")
         self.steps, self.beta, self.rng, self.sparse, self.init = steps, float(beta), rng, sparse, init
-        self._np_rng: np.random.Generator | None = None
+        self._sources: dict[str, Int16Bernoulli] = {}
 
     def _repr_options(self) -> dict[str, Any]:
         return {"steps": self.steps, "persistent": self.persistent, "beta": self.beta, "rng": self.rng}
 
     def word_generator(self, device: torch.device):
-        """Source of random words: numpy SFC64 on the CPU, the torch generator elsewhere."""
-        if device.type != "cpu" or self.rng != "int16":
+        """Source of the Bernoulli draws on ``device``: an :class:`Int16Bernoulli` for
+        ``rng="int16"`` (SFC64 seeded ``derive_seed(seed, "words")`` on the CPU, the
+        sampler's torch generator elsewhere), the torch generator for ``"uniform"``."""
+        device = torch.device(device)
+        if self.rng != "int16":
             return self.generator(device)
-        if self._np_rng is None:
-            seed = None if self.seed is None else derive_seed(int(self.seed), "words")
-            self._np_rng = np.random.Generator(np.random.SFC64(seed))
-        return self._np_rng
+        key = str(device)
+        source = self._sources.get(key)
+        if source is None:
+            if device.type == "cpu":
+                seed = None if self.seed is None else derive_seed(int(self.seed), "words")
+                source = Int16Bernoulli(device, seed=seed)
+            else:
+                source = Int16Bernoulli(device, generator=self.generator(device))
+            self._sources[key] = source
+        return source
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
-        if self._np_rng is not None:
-            sd["sfc64_state"] = _sfc64_state_to_tensor(self._np_rng.bit_generator.state)
+        cpu = self._sources.get("cpu")
+        if cpu is not None:
+            sd["sfc64_state"] = cpu.state_dict()["sfc64_state"]
         return sd
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         super().load_state_dict(sd)
         if "sfc64_state" in sd:
-            self._np_rng = np.random.Generator(np.random.SFC64())
-            self._np_rng.bit_generator.state = _sfc64_state_from_tensor(sd["sfc64_state"])
+            self.word_generator(torch.device("cpu")).load_state_dict({"sfc64_state": sd["sfc64_state"]})
 
     def kernel(self, params: RBMParams, num_chains: int, beta: float | None = None) -> GibbsKernel:
         return GibbsKernel(

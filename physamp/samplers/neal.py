@@ -26,25 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from physamp.ising import ising_to_bqm, rbm_to_ising
 from physamp.energy import RBMParams
+from physamp.ising import ising_to_bqm, rbm_to_ising
 from physamp.samplers.base import Chains, Sampler
+from physamp.samplers.dimod_io import sampleset_to_array  # re-exported: its old home was here
 
 __all__ = ["NealSampler", "sampleset_to_array"]
-
-
-def sampleset_to_array(sampleset, labels) -> np.ndarray:
-    """The SampleSet's samples as an ``(N, len(labels))`` array, columns in ``labels`` order.
-
-    dimod orders columns by ``sampleset.variables``, not by the BQM's or ours.
-    """
-    variables = sampleset.variables
-    record = sampleset.record.sample
-    labels = list(labels)
-    if len(variables) == len(labels) and all(a == b for a, b in zip(variables, labels, strict=True)):
-        return record
-    index = [variables.index(v) for v in labels]
-    return record[:, index]
 
 
 class NealSampler(Sampler):
@@ -67,6 +54,8 @@ class NealSampler(Sampler):
     name = "neal"
     parameters = {"num_sweeps": "sweeps in this call", "beta": "inverse temperature"}
     uses_chains = True
+    steps_option = "num_sweeps"
+    supports_persistent = True
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ from typing import Any
 
 from physamp.samplers.base import Sampler
 
-__all__ = ["make_sampler", "register_sampler", "available_samplers", "ENTRY_POINT_GROUP"]
+__all__ = ["make_sampler", "register_sampler", "available_samplers", "sampler_class", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "physamp.samplers"
 
@@ -61,6 +61,15 @@ def _resolve(name: str) -> type[Sampler]:
     if not (isinstance(target, type) and issubclass(target, Sampler)):
         raise TypeError(f"sampler {name!r} resolves to {target!r}, which is not a physamp Sampler")
     return target
+
+
+def sampler_class(name: str) -> type[Sampler]:
+    """The backend class registered as ``name``, not built: its declarations (``uses_chains``,
+    ``steps_option``, ``supports_persistent``, ``parameters``) can be read before any options
+    are chosen. Raises ``ValueError`` for an unknown name (listing the known ones)."""
+    if not isinstance(name, str):
+        raise TypeError(f"a sampler name must be a string, got {type(name).__name__}")
+    return _resolve(name)
 
 
 def make_sampler(name: str | Sampler | Any, **options: Any) -> Sampler:

@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from physamp.ising import from_ising_arrays, to_ising_arrays
 from physamp.energy import RBMParams
+from physamp.ising import from_ising_arrays, to_ising_arrays
 from physamp.samplers.base import Chains, Composite, Sampler
 from physamp.seeding import derive_seed
 
@@ -125,6 +125,18 @@ class SimulatedDevice(Composite):
     @property
     def parameters(self) -> dict[str, str]:  # type: ignore[override]
         return dict(self.child.parameters)
+
+    # the child's options (``steps``, ``num_sweeps``, ``persistent``, ...) pass straight
+    # through the constructor, so the device declares what its child declares
+    @property
+    def steps_option(self) -> str | None:  # type: ignore[override]
+        """The child's ``steps_option`` (child options pass through)."""
+        return self.child.steps_option
+
+    @property
+    def supports_persistent(self) -> bool:  # type: ignore[override]
+        """The child's ``supports_persistent`` (the chains live in the child)."""
+        return self.child.supports_persistent
 
     @property
     def properties(self) -> dict[str, Any]:

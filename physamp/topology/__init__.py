@@ -8,6 +8,9 @@
 - :mod:`~physamp.topology.pixels`: pixel-to-unit mappings (thesis Fig. 3.1).
 - :func:`intersect_with_solver`: drop the qubits and couplers a real QPU lacks.
 - :func:`draw_topology`: matplotlib picture, headless-safe.
+- :func:`make_topology`: any of the above by name, ``"NAME"`` or ``"NAME:ARG"``, for an
+  RBM shape or a grid size; :func:`register_topology` adds a name (see
+  :mod:`~physamp.topology.registry`), :func:`available_topologies` lists them.
 
 Example::
 
@@ -15,6 +18,8 @@ Example::
     >>> topo = chimera_rbm(14, pixel_mapping="pixel_blocks")
     >>> topo.mask.shape, topo.num_connections
     (torch.Size([784, 784]), 4592)
+    >>> make_topology("chimera", 784, 784).num_connections  # the same RBM, by name
+    4592
 """
 
 from physamp.topology.base import Topology
@@ -30,23 +35,37 @@ from physamp.topology.pixels import (
     pixels_to_units,
     units_to_pixels,
 )
+from physamp.topology.registry import (
+    TopologyRequest,
+    available_topologies,
+    describe_topologies,
+    make_topology,
+    register_topology,
+    unregister_topology,
+)
 
 __all__ = [
     "PIXEL_MAPPINGS",
     "IntersectionReport",
     "MissingQubit",
     "Topology",
+    "TopologyRequest",
+    "available_topologies",
     "bipartite_subgraph_colouring",
     "chimera_colour",
     "chimera_rbm",
     "dense_rbm",
+    "describe_topologies",
     "draw_topology",
     "intersect_with_solver",
+    "make_topology",
     "pegasus_rbm",
     "pixel_mapping_permutation",
     "pixel_to_qubit",
     "pixels_to_units",
     "random_mask",
+    "register_topology",
     "units_to_pixels",
+    "unregister_topology",
     "zephyr_rbm",
 ]

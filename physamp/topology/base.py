@@ -15,11 +15,26 @@ model and is dropped by :meth:`Topology.from_graph`.
 
 ``physamp.ising.rbm_to_bqm(rbm, labels=topology)`` reads ``.visible`` and
 ``.hidden`` to label the BQM variables with qubits.
+
+:meth:`Topology.restrict_to` intersects a topology with a real solver's
+working graph (a physical QPU never has the full ideal graph: a few qubits and
+couplers are inactive). It keeps the unit indices, so an RBM's ``W`` keeps its
+shape ``(n_hidden, n_visible)``, and only switches off what the hardware lacks:
+
+- a missing coupler: its ``mask`` entry becomes False;
+- a missing qubit: its unit keeps its index but loses all its connections (its
+  whole ``mask`` row or column becomes False); it is listed in the
+  :class:`IntersectionReport` and in ``info["missing_visible"]`` /
+  ``info["missing_hidden"]``, and its qubit is dropped from ``graph``. Such a
+  unit can still be sampled classically from its bias, but it must not be sent
+  to the QPU.
+
+:func:`physamp.topology.intersect_with_solver` is the same operation as a function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +42,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-__all__ = ["Topology", "check_size"]
+__all__ = ["IntersectionReport", "MissingQubit", "Topology", "check_size", "mask_from_graph"]
 
 
 def check_size(name: str, value: Any, minimum: int = 1) -> int:
@@ -59,6 +74,75 @@ def mask_from_graph(graph: nx.Graph, visible: Sequence[Hashable], hidden: Sequen
     if rows:
         mask[torch.tensor(rows), torch.tensor(cols)] = True
     return mask
+
+
+@dataclass(frozen=True)
+class MissingQubit:
+    """A unit whose qubit is absent from the solver: ``kind`` is ``"visible"`` or ``"hidden"``."""
+
+    kind: str
+    index: int
+    qubit: Hashable
+    lost_connections: int
+
+
+@dataclass
+class IntersectionReport:
+    """What :meth:`Topology.restrict_to` removed.
+
+    Attributes:
+        missing_qubits: units whose qubit the solver lacks.
+        missing_couplers: couplers of the topology absent from the solver although
+            both their qubits work.
+        connections_before / connections_after: ``mask.sum()`` before and after.
+    """
+
+    missing_qubits: list[MissingQubit] = field(default_factory=list)
+    missing_couplers: int = 0
+    connections_before: int = 0
+    connections_after: int = 0
+
+    @property
+    def fraction_connections_kept(self) -> float:
+        return self.connections_after / self.connections_before if self.connections_before else 1.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"kept {self.connections_after} of {self.connections_before} connections "
+            f"({100 * self.fraction_connections_kept:.2f} %)",
+            f"missing couplers (both qubits working): {self.missing_couplers}",
+            f"missing qubits: {len(self.missing_qubits)}",
+        ]
+        for mq in self.missing_qubits:
+            lines.append(
+                f"  {mq.kind} unit {mq.index} on qubit {mq.qubit!r}: {mq.lost_connections} connection(s) lost"
+            )
+        return "\n".join(lines)
+
+
+def _working_graph(nodelist, edgelist) -> tuple[set, set]:
+    """``(working qubits, working couplers in both directions)`` of a solver description."""
+    if isinstance(nodelist, nx.Graph):
+        if edgelist is not None:
+            raise ValueError("pass either a networkx graph or (nodelist, edgelist), not both")
+        nodes, edges = nodelist.nodes, nodelist.edges()
+    elif hasattr(nodelist, "nodelist") and hasattr(nodelist, "edgelist"):  # dimod Structured
+        if edgelist is not None:
+            raise ValueError("pass either a structured sampler or (nodelist, edgelist), not both")
+        nodes, edges = nodelist.nodelist, nodelist.edgelist
+    else:
+        if edgelist is None:
+            raise ValueError(
+                "intersect_with_solver needs a structured sampler (with .nodelist/.edgelist), "
+                "a networkx graph, or both nodelist and edgelist"
+            )
+        nodes, edges = nodelist, edgelist
+    node_set = set(nodes)
+    edge_set = set()
+    for a, b in edges:
+        edge_set.add((a, b))
+        edge_set.add((b, a))
+    return node_set, edge_set
 
 
 @dataclass(eq=False)
@@ -187,14 +271,51 @@ class Topology:
         """Qubit labels of all units, visible first: ``visible + hidden``."""
         return self.visible + self.hidden
 
-    def restrict_to(self, nodelist, edgelist=None):
-        """Intersect with a solver's working graph; see :func:`intersect_with_solver`.
+    def restrict_to(
+        self,
+        nodelist: Iterable[Hashable] | nx.Graph | object,
+        edgelist: Iterable[tuple[Hashable, Hashable]] | None = None,
+    ) -> tuple[Topology, IntersectionReport]:
+        """Restrict this topology to the working qubits and couplers of a solver (see module doc).
 
-        Returns ``(Topology, IntersectionReport)``.
+        ``nodelist`` is a list of working qubits (then ``edgelist`` lists the
+        working couplers), a ``networkx.Graph``, or a dimod structured sampler such
+        as ``DWaveSampler`` (its ``.nodelist`` / ``.edgelist`` are read).
+
+        Returns ``(restricted, report)``: ``restricted`` has the same ``visible`` /
+        ``hidden`` lists (unit indices unchanged, ``mask`` still
+        ``(n_hidden, n_visible)``) with missing couplers and every connection of a
+        missing qubit removed; ``report`` is an :class:`IntersectionReport`.
         """
-        from physamp.topology.hardware import intersect_with_solver
-
-        return intersect_with_solver(self, nodelist, edgelist)
+        nodes, edges = _working_graph(nodelist, edgelist)
+        report = IntersectionReport(connections_before=self.num_connections)
+        for kind, labels in (("visible", self.visible), ("hidden", self.hidden)):
+            for idx, q in enumerate(labels):
+                if q not in nodes:
+                    lost = self.graph.degree(q) if q in self.graph else 0
+                    report.missing_qubits.append(MissingQubit(kind, idx, q, int(lost)))
+        kept = nx.Graph()
+        kept.graph.update(self.graph.graph)
+        kept.add_nodes_from(
+            (q, self.graph.nodes[q] if q in self.graph else {}) for q in self.labels() if q in nodes
+        )
+        for a, b in self.graph.edges():
+            if a not in nodes or b not in nodes:
+                continue
+            if (a, b) in edges:
+                kept.add_edge(a, b)
+            else:
+                report.missing_couplers += 1
+        restricted = Topology.from_graph(kept, self.visible, self.hidden, self.name, self.info)
+        report.connections_after = restricted.num_connections
+        restricted.info.update(
+            missing_visible=[mq.index for mq in report.missing_qubits if mq.kind == "visible"],
+            missing_hidden=[mq.index for mq in report.missing_qubits if mq.kind == "hidden"],
+            missing_couplers=report.missing_couplers,
+            fraction_connections_kept_by_solver=report.fraction_connections_kept,
+        )
+        restricted.name = f"{self.name}∩solver"
+        return restricted, report
 
     def __repr__(self) -> str:
         return (

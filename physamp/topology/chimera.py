@@ -17,16 +17,30 @@ Example::
     >>> topo = chimera_rbm(14, pixel_mapping="pixel_blocks")
     >>> topo.n_visible, topo.n_hidden, topo.num_connections
     (784, 784, 4592)
+
+:func:`chimera_topology` is the registry's ``"chimera"`` factory
+(:mod:`physamp.topology.registry`): ``chimera[:pixel_blocks|:extended|:none]``.
 """
 
 from __future__ import annotations
+
+import math
 
 import dwave.graphs as dg
 
 from physamp.topology.base import Topology, check_size
 from physamp.topology.pixels import check_pixel_mapping, pixel_mapping_permutation
+from physamp.topology.registry import TopologyRequest
 
-__all__ = ["chimera_colour", "chimera_rbm"]
+__all__ = ["chimera_colour", "chimera_rbm", "chimera_topology"]
+
+# the ARG of a "chimera:ARG" spec -> pixel mapping ("" is the default: see chimera_topology)
+SPEC_MAPPINGS = {
+    "pixel_blocks": "pixel_blocks",
+    "extended": "extended_pixel_blocks",
+    "extended_pixel_blocks": "extended_pixel_blocks",
+    "none": None,
+}
 
 
 def chimera_colour(i: int, j: int, u: int, k: int = 0) -> int:
@@ -67,3 +81,30 @@ def chimera_rbm(m: int, n: int | None = None, t: int = 4, *, pixel_mapping: str 
     }
     name = f"chimera({m},{n},{t})" + (f"[{pixel_mapping}]" if pixel_mapping else "")
     return Topology.from_graph(graph, visible, hidden, name=name, info=info)
+
+
+def chimera_topology(request: TopologyRequest) -> Topology:
+    """Chimera C_m, bipartite by (i + j + u) mod 2 (chimera[:pixel_blocks|:extended|:none]).
+
+    From a grid size ``m``: :func:`chimera_rbm` ``(m)``, visible units in qubit
+    order unless a mapping is named. From an RBM shape: a square ``2m x 2m`` image
+    on ``C_m`` with ``4m²`` visible and ``4m²`` hidden units, pixel blocks unless
+    another mapping is named (784 x 784: the thesis's chimera RBM).
+    """
+    if request.arg not in ("", *SPEC_MAPPINGS):
+        raise ValueError(
+            f"unknown chimera mapping {request.arg!r}; use chimera, chimera:pixel_blocks, chimera:extended "
+            "or chimera:none"
+        )
+    if request.from_size:
+        return chimera_rbm(request.size, pixel_mapping=SPEC_MAPPINGS.get(request.arg))
+    n_visible, n_hidden = request.rbm_shape()
+    side = int(round(math.sqrt(n_visible)))
+    if side * side != n_visible or side % 2 or n_hidden != n_visible:
+        raise ValueError(
+            f"the chimera topology lays a square image out as an m x m Chimera with 4m^2 visible and "
+            f"4m^2 hidden units; {n_visible} visible x {n_hidden} hidden does not fit (use n_hidden = "
+            f"{n_visible} for 28x28 MNIST: the thesis's 784x784 chimera RBM)"
+        )
+    mapping = SPEC_MAPPINGS[request.arg] if request.arg else "pixel_blocks"
+    return chimera_rbm(side // 2, pixel_mapping=mapping)

@@ -5,6 +5,7 @@ hardware layouts (``chimera_layout``, ``pegasus_layout``, ``zephyr_layout``,
 the ones behind ``draw_chimera`` & co.); anything else (dense or random
 masks) with ``networkx.bipartite_layout``. matplotlib is imported only when
 drawing, and nothing here selects a GUI backend, so it works headless (Agg).
+:func:`draw_topology` also takes a registry spec (``draw_topology("chimera", size=2)``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import networkx as nx
 
 from physamp.topology.base import Topology
+from physamp.topology.registry import make_topology
 
 __all__ = ["VISIBLE_COLOUR", "HIDDEN_COLOUR", "draw_topology", "topology_layout"]
 
@@ -39,20 +41,33 @@ def topology_layout(topology: Topology) -> dict:
 
 
 def draw_topology(
-    topology: Topology,
+    topology: Topology | str,
     ax: Any = None,
     *,
     node_size: float | None = None,
     edge_alpha: float = 0.4,
     title: str | None = None,
+    size: int | None = None,
+    n_visible: int | None = None,
+    n_hidden: int | None = None,
+    seed: int = 0,
 ) -> Any:
     """Draw ``topology`` on matplotlib axes ``ax`` (a new figure if None) and return the axes.
 
-    Visible qubits are drawn in :data:`VISIBLE_COLOUR`, hidden ones in
-    :data:`HIDDEN_COLOUR`; edges are the RBM's connections.
+    ``topology`` is a :class:`Topology` or a registry spec (``"NAME"`` /
+    ``"NAME:ARG"``) built by :func:`~physamp.topology.make_topology` with ``size``
+    or ``n_visible``/``n_hidden`` and ``seed``. Visible qubits are drawn in
+    :data:`VISIBLE_COLOUR`, hidden ones in :data:`HIDDEN_COLOUR`; edges are the
+    RBM's connections.
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
+    if isinstance(topology, Topology):
+        if size is not None or n_visible is not None or n_hidden is not None:
+            raise ValueError("size / n_visible / n_hidden build a topology from a spec; got a Topology")
+    else:
+        topology = make_topology(topology, n_visible, n_hidden, seed=seed, size=size)
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))

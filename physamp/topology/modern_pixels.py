@@ -33,6 +33,12 @@ between the qubits of 4-neighbouring pixels) and the same for the sorted grid
 before refinement (seed 0: Pegasus 2.36 → 2.06, Zephyr 5.32 → 2.66; a shuffled
 mapping gives about 12). Measured (seed 0): Pegasus 784×784 keeps 8,832 connections,
 Zephyr 11,657 -- against Chimera's 4,592 and a dense RBM's 614,656.
+
+:func:`pegasus_topology` and :func:`zephyr_topology` are the registry's
+``"pegasus"`` and ``"zephyr"`` factories (:mod:`physamp.topology.registry`): from
+an RBM shape (784 x 784 only) they build :func:`modern_rbm`, from a grid size
+``m`` the whole bipartite :func:`~physamp.topology.pegasus_rbm` /
+:func:`~physamp.topology.zephyr_rbm`.
 """
 
 from __future__ import annotations
@@ -45,8 +51,16 @@ import numpy as np
 
 from physamp.topology.base import Topology
 from physamp.topology.bipartite import pegasus_rbm, zephyr_rbm
+from physamp.topology.registry import TopologyRequest
 
-__all__ = ["MODERN_FAMILIES", "grid_neighbour_pairs", "mean_neighbour_hops", "modern_rbm"]
+__all__ = [
+    "MODERN_FAMILIES",
+    "grid_neighbour_pairs",
+    "mean_neighbour_hops",
+    "modern_rbm",
+    "pegasus_topology",
+    "zephyr_topology",
+]
 
 MODERN_FAMILIES = ("pegasus", "zephyr")
 SIDE = 28
@@ -208,3 +222,28 @@ def modern_rbm(family: str, *, seed: int = 0, refine_steps: int = 100_000) -> To
         raise ValueError(f"unknown family {family!r}; use one of {', '.join(MODERN_FAMILIES)}")
     t = _modern_rbm_cached(family, int(seed), int(refine_steps))
     return Topology(t.graph.copy(), t.visible, t.hidden, t.mask.clone(), t.name, dict(t.info))
+
+
+def _family_topology(family: str, request: TopologyRequest) -> Topology:
+    if request.from_size:
+        request.no_arg()
+        build = pegasus_rbm if family == "pegasus" else zephyr_rbm
+        return build(request.size, seed=request.seed)
+    n = SIDE * SIDE
+    if request.arg or request.rbm_shape() != (n, n):
+        raise ValueError(
+            f"the {family} topology is a 784 visible x 784 hidden RBM with a 28x28 pixel mapping "
+            f"(spec {family!r}, no options); got spec {request.spec!r} with {request.n_visible} visible x "
+            f"{request.n_hidden} hidden (from a grid size m it is {family}_rbm(m))"
+        )
+    return modern_rbm(family)  # one fixed layout (seed 0) for every training seed
+
+
+def pegasus_topology(request: TopologyRequest) -> Topology:
+    """Pegasus (D-Wave Advantage): 784x784 pixel-mapped RBM, or pegasus_rbm(m) from a grid size."""
+    return _family_topology("pegasus", request)
+
+
+def zephyr_topology(request: TopologyRequest) -> Topology:
+    """Zephyr (D-Wave Advantage2): 784x784 pixel-mapped RBM, or zephyr_rbm(m) from a grid size."""
+    return _family_topology("zephyr", request)

@@ -1,15 +1,45 @@
 """Device-agnostic training utilities shared by the RBM, ALI and style models.
 
-One of each: :func:`resolve_device`, :func:`seed_everything`, :func:`set_threads`,
-atomic :func:`save_checkpoint` / safe :func:`load_checkpoint`, :class:`MetricsLogger`,
-:func:`progress_bar`, and the loop :class:`TrainLoop` with :class:`Callback` hooks and
-exact resume.
+One of each, so that no model family carries its own copy:
+
+- :class:`TrainLoop` (:mod:`~physamp.training.loop`): the one training loop, with
+  :class:`Callback` hooks, :func:`progress_bar`, metrics that stay on the device
+  until a record is written, checkpoints and exact resume of every object in its
+  ``state`` (modules, optimizers, schedulers, samplers, generators, the data order).
+- :class:`BatchOrder` and :class:`ResumableLoader` (:mod:`~physamp.training.data`):
+  a batch order that is a pure function of ``(seed, epoch)`` (a DataLoader
+  ``batch_sampler``), and batches forever whose position is resumable state.
+- :func:`to_jsonable`, :func:`canonical_config`, :func:`config_diff`
+  (:mod:`~physamp.training.config`): a run's config as JSON that is the same in
+  every process, by which a run directory and a checkpoint are matched to a run.
+- The one checkpoint layout (:mod:`~physamp.training.checkpoint`): atomic
+  :func:`save_checkpoint` / safe :func:`load_checkpoint`, :func:`checkpoint_payload`
+  and :func:`save_components` to write it, :func:`load_component`,
+  :func:`checkpoint_components` and :func:`checkpoint_config` to read it.
+- :class:`MetricsLogger` / :func:`read_metrics` (:mod:`~physamp.training.metrics`).
+- :func:`resolve_device`, :func:`seed_everything`, :func:`set_threads`
+  (:mod:`~physamp.training.device`).
+- :func:`option`, :func:`add_config_arguments`, :func:`config_from_args`,
+  :func:`apply_overrides` (:mod:`~physamp.training.options`): a config dataclass as
+  the one source of a run's hyperparameters and of its command-line flags.
 """
 
-from physamp.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from physamp.training.checkpoint import (
+    CheckpointError,
+    checkpoint_components,
+    checkpoint_config,
+    checkpoint_payload,
+    load_checkpoint,
+    load_component,
+    save_checkpoint,
+    save_components,
+)
+from physamp.training.config import canonical_config, config_diff, to_jsonable
+from physamp.training.data import BatchOrder, ResumableLoader
 from physamp.training.device import resolve_device, seed_everything, set_threads
 from physamp.training.loop import Callback, RunDirectoryError, TrainLoop, progress_bar
 from physamp.training.metrics import MetricsLogger, read_metrics
+from physamp.training.options import add_config_arguments, apply_overrides, config_from_args, option
 
 __all__ = [
     "resolve_device",
@@ -17,11 +47,25 @@ __all__ = [
     "set_threads",
     "save_checkpoint",
     "load_checkpoint",
+    "checkpoint_payload",
+    "save_components",
+    "load_component",
+    "checkpoint_components",
+    "checkpoint_config",
     "CheckpointError",
+    "to_jsonable",
+    "canonical_config",
+    "config_diff",
+    "BatchOrder",
+    "ResumableLoader",
     "MetricsLogger",
     "read_metrics",
     "progress_bar",
     "TrainLoop",
     "Callback",
     "RunDirectoryError",
+    "option",
+    "add_config_arguments",
+    "config_from_args",
+    "apply_overrides",
 ]

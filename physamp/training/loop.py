@@ -3,19 +3,37 @@
 The model code supplies a ``step_fn(step) -> dict of metrics`` and the objects
 whose state must survive a restart; :class:`TrainLoop` does the rest::
 
-    state = {"model": rbm, "optimizer": opt, "sampler": sampler, "generator": gen}
-    loop = TrainLoop(step_fn, total_steps=1000, run_dir="runs/rbm", state=state,
-                     config={"lr": 0.05, ...}, checkpoint_every=100)
-    loop.run()          # resumes from runs/rbm/checkpoint.pt if it holds this run
+    batches = ResumableLoader(dataset, batch_size=64, seed=cfg["seed"])   # physamp.training.data
+    state = {"encoder": enc, "decoder": dec, "opt": opt, "sched": sched, "data": batches}
+    loop = TrainLoop(step_fn, total_steps=1000, run_dir="runs/ali", state=state,
+                     config=cfg, checkpoint_every=100, log_every=10)
+    loop.run()          # resumes from runs/ali/checkpoint.pt if it holds this run
 
-Every entry of ``state`` is an object with ``state_dict()`` / ``load_state_dict()``
-(modules, optimizers, samplers, LR schedulers) or a ``torch.Generator``. All
-randomness of a step must come from those generators, so that a run killed and
-resumed ends bit-identical (on CPU) to an uninterrupted one.
+State:
+    Every entry of ``state`` is an object with ``state_dict()`` / ``load_state_dict()``
+    (modules, optimizers, LR schedulers, samplers, a
+    :class:`~physamp.training.data.ResumableLoader`) or a ``torch.Generator``. The
+    global CPU generator (and CUDA's) is saved too, so dropout and any other draw from
+    the global stream resume exactly. All randomness of a step must come from those
+    generators, and the batches from a resumable order, for a run killed and resumed to
+    end bit-identical (on CPU) to an uninterrupted one.
 
-A run directory holds ``config.json``, ``checkpoint.pt`` and ``metrics.jsonl``
-(or ``.csv``). Starting a run whose config differs from the one already in the
-directory is an error: nothing on disk is overwritten.
+Metrics:
+    ``step_fn`` returns scalar metrics as Python numbers or 0-d / one-element tensors.
+    Tensors are detached and summed on their device; they are turned into floats only
+    when a record is written (every ``log_every`` steps, the mean over those steps), so
+    a step does not wait for the device. A partial sum is part of the checkpoint, so
+    records are the same whether or not the run was interrupted in between.
+
+Run directory:
+    It holds ``config.json``, ``checkpoint.pt`` and ``metrics.jsonl`` (or ``.csv``).
+    The config is stored as :func:`~physamp.training.config.to_jsonable` of it, which is
+    the same in every process (objects by class name, never by a ``repr`` with a memory
+    address); starting a run whose config differs from the one already in the directory
+    is an error that names the differing keys, and nothing on disk is overwritten.
+    The checkpoint has the one layout of :mod:`physamp.training.checkpoint`
+    (``"state:<name>"`` per entry of ``state``); read a component with
+    :func:`~physamp.training.checkpoint.load_component`.
 """
 
 from __future__ import annotations
@@ -31,11 +49,13 @@ import torch
 
 from physamp.training.checkpoint import (
     CheckpointError,
+    checkpoint_payload,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
+from physamp.training.config import canonical_config, config_diff, to_jsonable
 from physamp.training.metrics import MetricsLogger
 
 __all__ = ["TrainLoop", "Callback", "RunDirectoryError", "progress_bar"]
@@ -77,23 +97,82 @@ def progress_bar(total: int, *, initial: int = 0, desc: str = "", enabled: bool 
     return _Null()
 
 
-def _canonical(config: dict) -> str:
-    return json.dumps(config, sort_keys=True, default=str)
+class _MetricSums:
+    """Sums of the step metrics since the last record: tensors stay on their device until :meth:`means`."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.count = 0
+
+    def add(self, metrics: dict[str, Any]) -> None:
+        for k, v in metrics.items():
+            if isinstance(v, torch.Tensor):
+                if v.numel() != 1:
+                    raise ValueError(
+                        f"metric {k!r} is a tensor of shape {tuple(v.shape)}; a step's metrics must be "
+                        "scalars (return e.g. loss.mean() or loss.detach())"
+                    )
+                v = v.detach().reshape(())
+                if v.dtype in (torch.float16, torch.bfloat16):
+                    v = v.float()
+                elif v.dtype == torch.bool:
+                    v = v.to(torch.int64)
+            else:
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    raise TypeError(
+                        f"metric {k!r} is a {type(v).__qualname__}; a step's metrics must be numbers or "
+                        "scalar tensors"
+                    ) from None
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        """The mean of every metric as a Python float: one device sync per device and dtype."""
+        out: dict[str, float] = {}
+        groups: dict[tuple, list[str]] = {}
+        for k, v in self.sums.items():
+            if isinstance(v, torch.Tensor):
+                groups.setdefault((v.device, v.dtype), []).append(k)
+            else:
+                out[k] = v / self.count
+        for keys in groups.values():  # the sums come over in one transfer; the mean is taken in float64
+            sums = torch.stack([self.sums[k] for k in keys]).tolist()
+            out.update(zip(keys, (float(x) / self.count for x in sums), strict=True))
+        return {k: out[k] for k in self.sums}
+
+    def reset(self) -> None:
+        self.sums, self.count = {}, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        # a tensor sum is stored as the Python number it holds (exact); adding the next step's
+        # tensor to it gives the same bits as adding to the tensor would
+        return {
+            "sums": {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in self.sums.items()},
+            "count": self.count,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.count = dict(state.get("sums", {})), int(state.get("count", 0))
 
 
 class TrainLoop:
     """Run ``step_fn`` for ``total_steps`` steps with logging, checkpoints and resume.
 
     Args:
-        step_fn: ``step_fn(step) -> dict`` of scalar metrics for that step.
+        step_fn: ``step_fn(step) -> dict`` of scalar metrics for that step (numbers or
+            scalar tensors; see the module docstring).
         total_steps: number of steps of the whole run.
         state: ``{name: object}`` saved in checkpoints (see the module docstring).
         run_dir: directory of the run; None runs without files.
-        config: JSON-able description of the run; a directory whose config differs
-            is refused (pass ``overwrite=True`` to start over explicitly).
+        config: description of the run (made JSON by
+            :func:`~physamp.training.config.to_jsonable`); a directory whose config
+            differs is refused (pass ``overwrite=True`` to start over explicitly).
         checkpoint_every: steps between checkpoints (and one at the end).
         log_every: steps between metric records (metrics are averaged over them).
-        callbacks: :class:`Callback` objects, or plain callables ``f(loop, step, metrics)``.
+        callbacks: :class:`Callback` objects, or plain callables ``f(loop, step, metrics)``;
+            ``metrics`` is the dict ``step_fn`` returned (its tensors not yet synced).
         metrics_file: ``"metrics.jsonl"`` (default) or ``"metrics.csv"``.
         progress: show a progress bar with ETA.
     """
@@ -115,19 +194,30 @@ class TrainLoop:
         overwrite: bool = False,
         tensorboard: bool = False,
     ) -> None:
-        if not isinstance(total_steps, int) or total_steps < 0:
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 0:
             raise ValueError(f"total_steps must be a non-negative int, got {total_steps!r}")
         if log_every < 1:
             raise ValueError("log_every must be >= 1")
+        for name, obj in state.items():
+            if not isinstance(obj, torch.Generator) and not (
+                hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")
+            ):
+                raise TypeError(
+                    f"state[{name!r}] is a {type(obj).__qualname__}, which has no state_dict() / "
+                    "load_state_dict(); state holds modules, optimizers, schedulers, samplers, "
+                    "ResumableLoaders and torch.Generators"
+                )
         self.step_fn, self.total_steps, self.state = step_fn, total_steps, state
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.config = dict(config or {})
+        self.config_json: dict[str, Any] = to_jsonable(self.config)
         self.checkpoint_every = checkpoint_every
         self.log_every = log_every
         self.callbacks = [c if isinstance(c, Callback) else _FnCallback(c) for c in callbacks]
         self.progress, self.desc = progress, desc
         self.step = 0
         self.history: list[dict] = []
+        self._sums = _MetricSums()
         self.logger: MetricsLogger | None = None
         if self.run_dir is not None:
             self._claim_run_dir(overwrite)
@@ -146,8 +236,8 @@ class TrainLoop:
                 old = json.loads(cfg_path.read_text())
             except ValueError:
                 raise RunDirectoryError(f"{cfg_path} is not valid JSON; fix or remove it") from None
-            if _canonical(old) != _canonical(self.config):
-                diff = sorted(k for k in set(old) | set(self.config) if old.get(k) != self.config.get(k))
+            if canonical_config(old) != canonical_config(self.config_json):
+                diff = config_diff(old, self.config_json)
                 raise RunDirectoryError(
                     f"{self.run_dir} already holds a different run (config differs in {diff}). "
                     "Choose another --run-dir, or delete that directory to start over."
@@ -156,7 +246,7 @@ class TrainLoop:
             for name in ("checkpoint.pt", "metrics.jsonl", "metrics.csv"):
                 (self.run_dir / name).unlink(missing_ok=True)
         tmp = cfg_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.config, indent=2, sort_keys=True, default=str))
+        tmp.write_text(json.dumps(self.config_json, indent=2, sort_keys=True) + "\n")
         tmp.replace(cfg_path)
 
     # --- state ----------------------------------------------------------------------
@@ -164,16 +254,21 @@ class TrainLoop:
         return {k: v for k, v in self.state.items() if isinstance(v, torch.Generator)}
 
     def state_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"step": self.step, "config": json.loads(_canonical(self.config))}
-        for name, obj in self.state.items():
-            if not isinstance(obj, torch.Generator):
-                out[f"state:{name}"] = obj.state_dict()
-        out["rng"] = rng_state(self._generators())
-        return out
+        """The checkpoint: :func:`~physamp.training.checkpoint.checkpoint_payload` of the state."""
+        components = {k: v for k, v in self.state.items() if not isinstance(v, torch.Generator)}
+        return checkpoint_payload(
+            components,
+            config=self.config_json,
+            step=self.step,
+            rng=rng_state(self._generators()),
+            extra={"loop": {"metrics": self._sums.state_dict()}},
+        )
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         for name, obj in self.state.items():
             if isinstance(obj, torch.Generator):
+                if f"gen:{name}" not in ckpt.get("rng", {}):
+                    raise CheckpointError(f"the checkpoint has no state for generator {name!r}")
                 continue
             key = f"state:{name}"
             if key not in ckpt:
@@ -186,6 +281,7 @@ class TrainLoop:
                 ) from None
         set_rng_state(ckpt["rng"], self._generators())
         self.step = int(ckpt["step"])
+        self._sums.load_state_dict(ckpt.get("loop", {}).get("metrics", {}))
 
     def save(self) -> Path | None:
         if self.checkpoint_path is None:
@@ -203,8 +299,12 @@ class TrainLoop:
                 self.logger.truncate_after(0)
             return False
         ckpt = load_checkpoint(path)
-        if _canonical(ckpt.get("config", {})) != _canonical(json.loads(_canonical(self.config))):
-            raise RunDirectoryError(f"{path} belongs to a different run (its config differs)")
+        saved = ckpt.get("config", {})
+        if canonical_config(saved) != canonical_config(self.config_json):
+            raise RunDirectoryError(
+                f"{path} belongs to a different run "
+                f"(its config differs in {config_diff(saved, self.config_json)})"
+            )
         self.load_state_dict(ckpt)
         if self.logger is not None:
             self.logger.truncate_after(self.step)
@@ -222,8 +322,6 @@ class TrainLoop:
         for cb in self.callbacks:
             cb.on_start(self)
         bar = progress_bar(self.total_steps, initial=self.step, desc=self.desc, enabled=self.progress)
-        acc: dict[str, float] = {}
-        count = 0
         done_here = 0
         t0 = time.perf_counter()
         try:
@@ -231,14 +329,11 @@ class TrainLoop:
                 metrics = self.step_fn(self.step) or {}
                 self.step += 1
                 done_here += 1
-                for k, v in metrics.items():
-                    v = float(v)
-                    acc[k] = acc.get(k, 0.0) + v
-                count += 1
+                self._sums.add(metrics)
                 for cb in self.callbacks:
                     cb.on_step_end(self, self.step, metrics)
                 if self.step % self.log_every == 0 or self.step == self.total_steps:
-                    record = {k: v / count for k, v in acc.items()}
+                    record: dict[str, Any] = self._sums.means()
                     record["time_s"] = time.perf_counter() - t0
                     if self.logger is not None:
                         record = self.logger.log(self.step, **record)
@@ -253,7 +348,7 @@ class TrainLoop:
                         },
                         refresh=False,
                     )
-                    acc, count = {}, 0
+                    self._sums.reset()
                 bar.update(1)
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                     self.save()

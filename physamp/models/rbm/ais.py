@@ -66,10 +66,13 @@ it gives ``(b - b_A)·v_k``. The product is computed once and serves twice:
 * the transition: ``h ~ σ(β_k a)``, from the same ``σ(β_k a)`` buffer.
 
 The K per-step factors, each (runs,), are stored in float32 and summed in float64.
-Bernoulli draws use the int16-threshold trick of :class:`~physamp.samplers.gibbs.GibbsKernel`:
-``x = [σ(z) - r/65536 > 1/2]``, with ``r`` uniform int16 taken four to a 64-bit
-word. On the CPU the words come from numpy's SFC64; on CUDA and MPS they come
-from a torch generator. Probabilities are therefore quantised to ``2^-16``.
+Bernoulli draws are the 16-bit threshold draws the Gibbs sampler uses,
+:class:`~physamp.samplers.bernoulli.Int16Bernoulli` (``x = [σ(z) - r/65536 > 1/2]``,
+``r`` uniform int16 taken four to a 64-bit word), seeded ``derive_seed(seed, "ais")``.
+Probabilities are therefore quantised to ``2^-16``. The free energies are
+:func:`physamp.energy.free_energy`, exact log Z is
+:func:`physamp.samplers.exact.log_partition`, and the base-rate model is
+:func:`physamp.models.rbm.model.base_rate_biases`: one implementation each.
 States are kept unit-major, with shape ``(batch, units, runs)``, and all buffers are preallocated.
 """
 
@@ -82,18 +85,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from physamp.energy import RBMParams, as_params
-from physamp.seeding import derive_seed
-from physamp.samplers.exact import DEFAULT_MAX_BITS, enumerate_states
+from physamp.energy import RBMParams, as_params, free_energy
+from physamp.models.rbm.model import (
+    BASE_RATE_SMOOTHING,  # noqa: F401  (re-exported: physamp.ais.BASE_RATE_SMOOTHING)
+    base_rate_biases,
+    base_rate_log_z,
+    check_data,
+)
+from physamp.samplers.bernoulli import Int16Bernoulli
+from physamp.samplers.exact import DEFAULT_MAX_BITS, log_partition
 from physamp.samplers.exact import exact_log_z as _exact_log_z_params
+from physamp.seeding import derive_seed
 
 __all__ = [
     "AISResult",
     "NLLResult",
     "NoisyNLLResult",
     "default_betas",
+    "schedule",
     "base_rate_biases",
     "estimate_log_z",
     "exact_log_z",
@@ -102,9 +112,6 @@ __all__ = [
     "noisy_parameters",
     "expected_nll_under_noise",
 ]
-
-#: S&M's smoothing of the base rate: a pseudo-count of 5 % of the examples for each outcome.
-BASE_RATE_SMOOTHING = 0.05
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,6 +210,21 @@ def default_betas() -> np.ndarray:
     )
 
 
+def schedule(num_intermediate: int | None = None) -> np.ndarray:
+    """The β schedule with ``num_intermediate`` intermediate distributions.
+
+    ``None`` or 14,500 gives S&M's schedule (:func:`default_betas`); any other count
+    ``n`` gives ``n + 1`` evenly spaced values from 0 to 1 (quick evaluations).
+    """
+    if num_intermediate is None or num_intermediate == 14500:
+        return default_betas()
+    if isinstance(num_intermediate, bool) or not isinstance(num_intermediate, int) or num_intermediate < 1:
+        raise ValueError(
+            f"the number of intermediate distributions must be a positive int, got {num_intermediate!r}"
+        )
+    return np.linspace(0.0, 1.0, num_intermediate + 1)
+
+
 def _check_betas(betas) -> np.ndarray:
     if isinstance(betas, torch.Tensor):
         betas = betas.detach().cpu().numpy()
@@ -228,94 +250,9 @@ def _check_betas(betas) -> np.ndarray:
     return arr
 
 
-def _check_data(data, n_visible: int, *, binary: bool, name: str = "data") -> torch.Tensor:
-    data = torch.as_tensor(data)
-    if data.dim() == 1:
-        data = data[None]
-    if data.dim() != 2 or data.shape[1] != n_visible:
-        raise ValueError(
-            f"{name} must have shape (N, {n_visible}) to match the RBM's {n_visible} visible units; "
-            f"got {tuple(data.shape)}"
-        )
-    if data.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
-    if not data.is_floating_point():
-        data = data.to(torch.float32)
-    if not torch.isfinite(data).all():
-        raise ValueError(f"{name} holds NaN or inf")
-    if binary:
-        if not ((data == 0) | (data == 1)).all():
-            raise ValueError(f"{name} must be binary {{0, 1}} for a likelihood (binarise it first)")
-    elif (data < 0).any() or (data > 1).any():
-        raise ValueError(f"{name} must lie in [0, 1] (binary or probabilities)")
-    return data
-
-
-def base_rate_biases(
-    n_visible: int, *, data=None, base_rate=None, smoothing: float = BASE_RATE_SMOOTHING
-) -> torch.Tensor:
-    """Visible biases ``b_A = logit(p)`` (float64) of the base-rate model.
-
-    - With ``data (N, n_visible)`` in [0, 1]: ``p = (mean + smoothing) / (1 + 2·smoothing)``,
-      which adds a pseudo-count of ``smoothing·N`` to each outcome of each pixel.
-      S&M add about 5 % to the "on" count.
-    - With ``base_rate`` probabilities: ``p = base_rate``, clamped to [1e-6, 1 - 1e-6].
-    - With neither: ``b_A = 0``, the uniform distribution.
-    """
-    if data is not None and base_rate is not None:
-        raise ValueError("give data or base_rate, not both")
-    if data is not None:
-        d = _check_data(data, n_visible, binary=False)
-        p = (d.to(torch.float64).mean(0) + smoothing) / (1 + 2 * smoothing)
-    elif base_rate is not None:
-        p = torch.as_tensor(base_rate, dtype=torch.float64).detach().cpu()
-        if p.shape != (n_visible,):
-            raise ValueError(f"base_rate must have shape ({n_visible},); got {tuple(p.shape)}")
-        if not torch.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-            raise ValueError("base_rate must hold probabilities in [0, 1]")
-        p = p.clamp(1e-6, 1 - 1e-6)
-    else:
-        return torch.zeros(n_visible, dtype=torch.float64)
-    return torch.log(p) - torch.log1p(-p)
-
-
-def _log_z_base(b_A: torch.Tensor, n_hidden: int) -> float:
-    return float(F.softplus(b_A.to(torch.float64)).sum()) + n_hidden * math.log(2.0)
-
-
 # ---------------------------------------------------------------------------------------------
 # the AIS loop (batched over independent models of one shape)
 # ---------------------------------------------------------------------------------------------
-class _Bernoulli:
-    """``x = [σ(z) - r/65536 > 1/2]`` in place, with int16 ``r`` taken four to a random 64-bit word."""
-
-    def __init__(self, seed: int, device: torch.device):
-        self.device = device
-        if device.type == "cpu":
-            self.np_rng = np.random.Generator(np.random.SFC64(seed))
-            self.gen = None
-        else:
-            self.np_rng = None
-            self.gen = torch.Generator(device=device).manual_seed(seed)
-            self.words = None
-
-    def int16(self, n: int) -> torch.Tensor:
-        nw = (n + 3) // 4
-        if self.np_rng is not None:
-            words = torch.from_numpy(self.np_rng.bit_generator.random_raw(nw).view(np.int64))
-        else:
-            if self.words is None or self.words.numel() < nw:
-                self.words = torch.empty(nw, dtype=torch.int64, device=self.device)
-            words = self.words[:nw]
-            words.random_(-(2**63), 2**63 - 1, generator=self.gen)
-        return words.view(torch.int16)[:n]
-
-    def sample_from_probs_(self, p: torch.Tensor) -> torch.Tensor:
-        """In place: ``p`` holds σ(z) and becomes a {0,1} float draw."""
-        r = self.int16(p.numel()).view(p.shape)
-        return p.sub_(r, alpha=1.0 / 65536).gt_(0.5)
-
-
 def _run_ais(
     W: torch.Tensor,
     b: torch.Tensor,
@@ -336,7 +273,7 @@ def _run_ais(
     R = num_runs
     dev, dt = W.device, W.dtype
     K = len(betas) - 1
-    bern = _Bernoulli(derive_seed(seed, "ais"), dev)
+    bern = Int16Bernoulli(dev, seed=derive_seed(seed, "ais"))
     # one product gives the hidden pre-activations and (b - b_A)·v: W_aug = [W; b - b_A]
     d_bias = b - b_A[None]  # (D, nv)
     W_aug = torch.cat([W, d_bias[:, None, :]], 1).contiguous()  # (D, nh+1, nv)
@@ -458,7 +395,7 @@ def estimate_log_z(
     dev = torch.device(device) if device is not None else p.device
     dt = p.dtype if p.dtype in (torch.float32, torch.float64) else torch.float32
     b_A64 = base_rate_biases(p.n_visible, data=data, base_rate=base_rate)
-    log_z_A = _log_z_base(b_A64, p.n_hidden)
+    log_z_A = base_rate_log_z(b_A64, p.n_hidden)
     with torch.no_grad():
         W = p.W.to(device=dev, dtype=dt)
         if p.mask is not None:
@@ -503,12 +440,11 @@ def _log_z_value(log_z) -> tuple[float, float, float]:
 
 
 def _free_energy(p: RBMParams, v: torch.Tensor) -> torch.Tensor:
-    """F(v) = -b·v - Σ_j softplus(c_j + W_j·v), computed in float64, shape ``(N,)``."""
+    """F(v) in float64 (masked weights zeroed), shape ``(N,)``."""
     W, b, c = (x.to(torch.float64) for x in (p.W, p.b, p.c))
     if p.mask is not None:
         W = W * p.mask.to(W.dtype)
-    v = v.to(device=W.device, dtype=torch.float64)
-    return -(v @ b) - F.softplus(torch.addmm(c, v, W.t())).sum(-1)
+    return free_energy(v.to(device=W.device, dtype=torch.float64), W, b, c)
 
 
 def log_likelihood(rbm, data, log_z) -> torch.Tensor:
@@ -517,7 +453,7 @@ def log_likelihood(rbm, data, log_z) -> torch.Tensor:
     ``log_z`` is a float or an :class:`AISResult`, whose point estimate is used.
     """
     p = _validated_params(rbm)
-    v = _check_data(data, p.n_visible, binary=True)
+    v = check_data(data, p.n_visible, binary=True)
     lz, _, _ = _log_z_value(log_z)
     with torch.no_grad():
         return -_free_energy(p, v) - lz
@@ -526,7 +462,7 @@ def log_likelihood(rbm, data, log_z) -> torch.Tensor:
 def test_nll(rbm, data, log_z, *, batch_size: int = 4096) -> NLLResult:
     """Mean test NLL in nats, with bounds from the log Z bounds (see :class:`NLLResult`)."""
     p = _validated_params(rbm)
-    v = _check_data(data, p.n_visible, binary=True)
+    v = check_data(data, p.n_visible, binary=True)
     lz, lz_lo, lz_hi = _log_z_value(log_z)
     total = 0.0
     with torch.no_grad():
@@ -570,47 +506,17 @@ def noisy_parameters(
     return W.to(p.device), b.to(p.device), c.to(p.device)
 
 
-def _batched_exact_log_z(W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, max_bits: int) -> torch.Tensor:
-    """log Z of ``D`` RBMs at once, by enumerating the smaller layer: float64 ``(D,)``."""
-    D, nh, nv = W.shape
-    hidden_small = nh <= nv
-    k = nh if hidden_small else nv
-    if k > max_bits:
-        raise ValueError(
-            f"exact log Z needs 2^{k} states of the smaller layer ({nv} visible x {nh} hidden), "
-            f"past the limit of 2^{max_bits}; use log_z_method='ais'"
-        )
-    W, b, c = (x.to(torch.float64) for x in (W, b, c))
-    if hidden_small:
-        own, other, Wk = c, b, W  # states (S, nh) @ W (nh, nv)
-    else:
-        own, other, Wk = b, c, W.transpose(1, 2)  # states (S, nv) @ Wᵀ (nv, nh)
-    n_other = other.shape[1]
-    total = 1 << k
-    block = max(1, min(total, (1 << 22) // max(1, D * n_other)))
-    parts = []
-    for start in range(0, total, block):
-        S = enumerate_states(start, min(start + block, total), k, device=W.device)  # (s, k)
-        lin = torch.matmul(S, Wk) + other[:, None, :]  # (D, s, n_other)
-        logp = own @ S.t() + F.softplus(lin).sum(-1)  # (D, s)
-        parts.append(torch.logsumexp(logp, 1))
-    return torch.logsumexp(torch.stack(parts, 1), 1)
-
-
 def _batched_mean_free_energy(
     W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, v: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
     """Mean over the data of F_d(v) for each draw ``d``, float64 ``(D,)``: one batched product per batch."""
     D = W.shape[0]
     W, b, c = (x.to(torch.float64) for x in (W, b, c))
-    Wt = W.transpose(1, 2)  # (D, nv, nh)
     v = v.to(device=W.device, dtype=torch.float64)
     total = torch.zeros(D, dtype=torch.float64, device=W.device)
     step = max(1, min(batch_size, (1 << 23) // max(1, D * W.shape[1])))
     for i in range(0, v.shape[0], step):
-        x = v[i : i + step]
-        pre = torch.matmul(x, Wt) + c[:, None, :]  # (D, n, nh)
-        total += -(b @ x.t()).sum(1) - F.softplus(pre).sum((1, 2))
+        total += free_energy(v[i : i + step], W, b, c).sum(1)
     return total / v.shape[0]
 
 
@@ -646,7 +552,7 @@ def expected_nll_under_noise(
     if log_z_method not in ("exact", "ais"):
         raise ValueError(f"log_z_method must be 'exact' or 'ais', got {log_z_method!r}")
     p = _validated_params(rbm)
-    v = _check_data(data, p.n_visible, binary=True)
+    v = check_data(data, p.n_visible, binary=True)
     W, b, c = noisy_parameters(
         p, weight_noise=weight_noise, bias_noise=bias_noise, num_draws=num_draws, seed=seed
     )
@@ -655,7 +561,7 @@ def expected_nll_under_noise(
         mean_f = _batched_mean_free_energy(W, b, c, v, batch_size)
         if log_z_method == "exact":
             max_bits = int((ais_kwargs or {}).get("max_bits", DEFAULT_MAX_BITS))
-            log_z = _batched_exact_log_z(W, b, c, max_bits)
+            log_z = log_partition(W, b, c, max_bits=max_bits)
         else:
             kw = dict(ais_kwargs or {})
             unknown = set(kw) - {"num_runs", "betas", "data", "base_rate", "progress", "device"}
@@ -667,7 +573,7 @@ def expected_nll_under_noise(
             betas = default_betas() if kw.get("betas") is None else _check_betas(kw["betas"])
             base_data = kw.get("data", None if "base_rate" in kw else v)
             b_A64 = base_rate_biases(p.n_visible, data=base_data, base_rate=kw.get("base_rate"))
-            log_z_A = _log_z_base(b_A64, p.n_hidden)
+            log_z_A = base_rate_log_z(b_A64, p.n_hidden)
             dev = torch.device(kw["device"]) if kw.get("device") is not None else p.device
             dt = p.dtype if p.dtype in (torch.float32, torch.float64) else torch.float32
             t0 = time.perf_counter()

@@ -146,6 +146,24 @@ class RBM(nn.Module):
         self._register_load_state_dict_pre_hook(self._load_mask_pre_hook)
         self.register_load_state_dict_post_hook(_reapply_mask_post_hook)
 
+    @classmethod
+    def from_state_dict(cls, sd, **kwargs) -> RBM:
+        """An RBM of the shape (and mask) that state dict ``sd`` holds, loaded from it.
+
+        A ``ValueError`` says what is wrong with a dict that holds no RBM.
+        """
+        if not isinstance(sd, dict) or not all(isinstance(sd.get(k), torch.Tensor) for k in ("W", "b", "c")):
+            raise ValueError("it holds no RBM parameters W, b, c")
+        W = sd["W"]
+        if W.dim() != 2:
+            raise ValueError(f"its W has shape {tuple(W.shape)}; an RBM's is (n_hidden, n_visible)")
+        rbm = cls(int(W.shape[1]), int(W.shape[0]), mask=sd.get("mask"), dtype=W.dtype, **kwargs)
+        try:
+            rbm.load_state_dict(sd)
+        except RuntimeError as err:
+            raise ValueError(f"inconsistent RBM parameters ({str(err).splitlines()[0]})") from None
+        return rbm
+
     # --- shape and mask ---------------------------------------------------------------
     @property
     def n_visible(self) -> int:

@@ -24,47 +24,71 @@ ends bit-identical (on CPU) to an uninterrupted run.
 
 from __future__ import annotations
 
-import inspect
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from physamp.models.rbm import RBM
+from physamp.models.rbm.model import BASE_RATE_SMOOTHING, RBM
 from physamp.samplers import Sampler, make_sampler
 from physamp.seeding import derive_seed
-from physamp.training import TrainLoop, resolve_device
+from physamp.training import BatchOrder, TrainLoop, resolve_device, to_jsonable
+from physamp.training.options import (
+    nonnegative_float,
+    option,
+    parse_assignments,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["RBMTrainConfig", "RBMTrainer", "build_training_sampler", "parse_topology", "base_rate_init"]
 
 
 @dataclass
 class RBMTrainConfig:
-    """Hyper-parameters of a PCD-k / CD-k run (defaults: a quick 784x500 PCD-15 run)."""
+    """Hyper-parameters of a PCD-k / CD-k run (defaults: a quick 784x500 PCD-15 run).
 
-    n_hidden: int = 500
-    epochs: int = 10
-    batch_size: int = 100
-    lr: float = 0.05
-    lr_schedule: str = "linear"  # "constant" | "linear" (to lr_final) | "exponential"
-    lr_final: float = 0.005
-    momentum: float = 0.5
-    weight_decay: float = 1e-4
-    method: str = "pcd"  # "pcd" | "cd"
-    k: int = 15
-    num_chains: int = 100  # PCD fantasy particles
-    sampler: str = "gibbs"
-    sampler_options: dict[str, Any] = field(default_factory=dict)
-    topology: str | None = None  # None | chimera[:pixel_blocks|:extended] | pegasus | zephyr | random:F
-    max_weight: float | None = None
-    max_bias: float | None = None
-    weight_noise: float = 0.0
-    bias_noise: float = 0.0
-    noise_space: str = "rbm"
-    init_std: float = 0.01
-    seed: int = 0
+    This dataclass is the one source of each option: ``physamp train-rbm``'s flags,
+    their defaults and help text are generated from these fields
+    (:func:`physamp.training.options.add_config_arguments`), and ``--set KEY=VALUE``
+    reaches any of them by name.
+    """
+
+    n_hidden: int = option(500, "hidden units", flags=("--hidden",), type=positive_int)
+    epochs: int = option(10, "passes over the training data", type=positive_int)
+    batch_size: int = option(100, "examples per update", type=positive_int)
+    lr: float = option(0.05, "initial learning rate", type=positive_float)
+    lr_schedule: str = option(
+        "linear", "learning-rate schedule, to lr_final", choices=("constant", "linear", "exponential")
+    )
+    lr_final: float = option(0.005, "final rate of the linear/exponential schedule", type=positive_float)
+    momentum: float = option(0.5, "SGD momentum, in [0, 1)")
+    weight_decay: float = option(1e-4, "L2 weight decay", type=nonnegative_float)
+    method: str = option("pcd", "pcd (persistent chains) or cd (chains start at data)", choices=("pcd", "cd"))
+    k: int = option(15, "Gibbs steps (or sweeps) per update", flags=("-k",), type=positive_int)
+    num_chains: int = option(100, "PCD fantasy particles", flags=("--chains",), type=positive_int)
+    sampler: str = option("gibbs", "negative-phase backend (see `physamp samplers`)")
+    sampler_options: dict[str, Any] = option(
+        default_factory=dict,
+        help="backend option NAME=VALUE, repeatable",
+        flags=("-o", "--option"),
+        action="append",
+        convert=parse_assignments,
+        metavar="NAME=VALUE",
+    )
+    topology: str | None = option(
+        None, "dense (none), chimera[:pixel_blocks|:extended], pegasus, zephyr, random:FRACTION"
+    )
+    max_weight: float | None = option(None, "magnitude limit on the weights", type=positive_float)
+    max_bias: float | None = option(None, "magnitude limit on the biases", type=positive_float)
+    weight_noise: float = option(0.0, "σ of weight noise in the negative phase", type=nonnegative_float)
+    bias_noise: float = option(0.0, "σ of bias noise in the negative phase", type=nonnegative_float)
+    noise_space: str = option("rbm", "apply noise and limits to the RBM or the Ising parameters",
+                              choices=("rbm", "ising"))  # fmt: skip
+    init_std: float = option(0.01, "standard deviation of the initial weights", type=positive_float)
+    seed: int = option(0, "seed of the run (every stream derives from it: physamp.seeding)")
 
     def validate(self) -> RBMTrainConfig:
         positive = ("n_hidden", "epochs", "batch_size", "k", "num_chains")
@@ -96,80 +120,80 @@ class RBMTrainConfig:
 
 
 def parse_topology(spec: str | None, n_visible: int, n_hidden: int, seed: int = 0):
-    """``None`` (dense), ``"chimera"`` / ``"chimera:pixel_blocks"`` / ``"chimera:extended"``,
-    ``"pegasus"`` / ``"zephyr"`` (784x784 only, pixel-ordered visibles; see
-    :mod:`physamp.topology.modern_pixels`), or ``"random:F"`` (a fraction F of the
-    connections removed, seeded) → topology or None."""
+    """The topology of ``RBMTrainConfig.topology``: ``None`` / ``"dense"`` → None (a dense RBM), else
+    :func:`physamp.topology.make_topology` ``(spec, n_visible, n_hidden, seed=seed)``.
+
+    Any registered name works (:func:`physamp.topology.available_topologies`): ``"chimera"`` /
+    ``"chimera:pixel_blocks"`` / ``"chimera:extended"``, ``"pegasus"`` / ``"zephyr"`` (784x784
+    only, pixel-ordered visibles; see :mod:`physamp.topology.modern_pixels`), ``"random:F"`` (a
+    fraction F of the connections removed, seeded) and any topology added with
+    :func:`physamp.topology.register_topology`."""
     if spec is None or spec in ("", "dense", "none"):
         return None
-    from physamp import topology as T
+    from physamp.topology.registry import make_topology
 
-    kind, _, arg = spec.partition(":")
-    if kind == "chimera":
-        mapping = {
-            "": "pixel_blocks",
-            "pixel_blocks": "pixel_blocks",
-            "extended": "extended_pixel_blocks",
-            "extended_pixel_blocks": "extended_pixel_blocks",
-            "none": None,
-        }.get(arg, "?")
-        if mapping == "?":
-            raise ValueError(
-                f"unknown chimera mapping {arg!r}; use chimera, chimera:pixel_blocks or chimera:extended"
-            )
-        side = int(round(math.sqrt(n_visible)))
-        m = side // 2
-        if side * side != n_visible or side % 2 or n_hidden != n_visible:
-            raise ValueError(
-                f"the chimera topology lays a square image out as an m x m Chimera with 4m^2 visible and "
-                f"4m^2 hidden units; {n_visible} visible x {n_hidden} hidden does not fit (use n_hidden = "
-                f"{n_visible} for 28x28 MNIST: the thesis's 784x784 chimera RBM)"
-            )
-        return T.chimera_rbm(m, pixel_mapping=mapping)
-    if kind == "random":
-        try:
-            frac = float(arg)
-        except ValueError:
-            raise ValueError(f"random topology needs a fraction, e.g. random:0.5; got {spec!r}") from None
-        return T.random_mask(n_visible, n_hidden, frac, seed=seed)
-    if kind in ("pegasus", "zephyr"):
-        from physamp.topology.modern_pixels import modern_rbm
-
-        if arg or n_visible != 784 or n_hidden != 784:
-            raise ValueError(
-                f"the {kind} topology is a 784 visible x 784 hidden RBM with a 28x28 pixel mapping "
-                f"(spec {kind!r}, no options); got spec {spec!r} with {n_visible} visible x "
-                f"{n_hidden} hidden"
-            )
-        return modern_rbm(kind)
-    raise ValueError(
-        f"unknown topology {spec!r}; use dense, chimera[:pixel_blocks|:extended], pegasus, zephyr "
-        "or random:FRACTION"
-    )
+    return make_topology(spec, n_visible, n_hidden, seed=seed)
 
 
 def _chain_options(name: str, k: int, persistent: bool) -> dict[str, Any]:
-    """Options that make backend ``name`` run k steps with (non-)persistent chains."""
-    from physamp.samplers.registry import _resolve
+    """Options that make backend ``name`` run k sweeps per call with (non-)persistent chains.
 
-    params = inspect.signature(_resolve(name).__init__).parameters
-    out: dict[str, Any] = {}
-    if "steps" in params:
-        out["steps"] = k
-    elif "num_sweeps" in params:
-        out["num_sweeps"] = k
-    if "persistent" in params:
+    Read from what the backend declares (:class:`~physamp.samplers.Sampler`'s
+    ``uses_chains``, ``steps_option``, ``supports_persistent``), never guessed from its
+    constructor. A backend that draws independent samples on every call
+    (``uses_chains = False``: ``exact``, ``dimod``, ``dwave``) needs no sweeps: it gets
+    no options, and k does not apply to it.
+
+    Raises:
+        ValueError: a chain backend that declares no ``steps_option`` (k could not reach
+            it), or PCD (``persistent``) with one that cannot keep its chains.
+    """
+    from physamp.samplers.registry import sampler_class
+
+    cls = sampler_class(name)
+    uses_chains, steps, keeps = cls.uses_chains, cls.steps_option, cls.supports_persistent
+    if not isinstance(uses_chains, bool) or not isinstance(steps, (str, type(None))):
+        raise ValueError(
+            f"the {name!r} backend ({cls.__name__}) decides uses_chains / steps_option per instance "
+            "(a composite takes them from its child), so the trainer cannot set its sweeps by name; "
+            "train with its child as the sampler, or pass a built Sampler"
+        )
+    if not uses_chains:
+        return {}
+    if steps is None:
+        raise ValueError(
+            f"the {name!r} backend ({cls.__name__}) runs Markov chains (uses_chains = True) but declares "
+            f"no steps_option, so PCD-k / CD-k cannot make it run k={k} sweeps per update. The backend "
+            "must declare steps_option: the name of its constructor option for the number of sweeps "
+            'per call (e.g. steps_option = "steps"; see physamp.samplers.base, "Writing a backend")'
+        )
+    out: dict[str, Any] = {steps: k}
+    if persistent and not keeps:
+        raise ValueError(
+            f"PCD keeps its chains in the sampler, but the {name!r} backend ({cls.__name__}) declares "
+            "supports_persistent = False; use method='cd', or declare supports_persistent = True "
+            "if its constructor takes persistent"
+        )
+    if keeps:
         out["persistent"] = persistent
     return out
 
 
 def build_training_sampler(cfg: RBMTrainConfig) -> Sampler:
-    """The negative-phase sampler: backend ``cfg.sampler`` running k steps (persistent for PCD),
-    wrapped in the simulated device when noise is asked for.
+    """The negative-phase sampler: backend ``cfg.sampler`` running k sweeps per update
+    (persistent chains for PCD), wrapped in the simulated device when noise is asked for.
 
-    With ``sampler="simulated"`` the k steps go to its child (``child`` option,
-    ``gibbs`` by default); ``weight_noise`` / ``bias_noise`` of the config and of the
-    options are the same thing (the options win).
+    k goes to the backend under the option it declares as ``steps_option`` (``steps`` for
+    ``gibbs``, ``num_sweeps`` for ``neal``), ``persistent`` only if it declares
+    ``supports_persistent``. Backends that draw independent samples on every call
+    (``exact``, ``dimod``, ``dwave``: ``uses_chains = False``) are built without either:
+    k does not apply to them. A chain backend that declares no ``steps_option`` is refused
+    (``ValueError``). Options given in ``cfg.sampler_options`` win over these.
+
+    With ``sampler="simulated"`` the k sweeps go to its child (``child`` option,
+    ``gibbs`` by default; a child given as a built Sampler is used as it is);
+    ``weight_noise`` / ``bias_noise`` of the config and of the options are the same
+    thing (the options win).
     """
     persistent = cfg.method == "pcd"
     options = dict(cfg.sampler_options)
@@ -180,40 +204,17 @@ def build_training_sampler(cfg: RBMTrainConfig) -> Sampler:
         options.setdefault("weight_noise", cfg.weight_noise)
         options.setdefault("bias_noise", cfg.bias_noise)
         options.setdefault("space", cfg.noise_space)
-        return make_sampler("simulated", child=child, seed=derive_seed(cfg.seed, "sampler"), **{**chain, **options})
+        return make_sampler(
+            "simulated", child=child, seed=derive_seed(cfg.seed, "sampler"), **{**chain, **options}
+        )
     options = {**_chain_options(cfg.sampler, cfg.k, persistent), **options}
     return make_sampler(cfg.sampler, seed=derive_seed(cfg.seed, "sampler"), **options)
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` if JSON can hold it, else a stable description (class name, and properties
-    of a dimod sampler's graph size) -- never a repr with a memory address."""
-    import json
-
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        pass
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    desc = f"{type(value).__module__}.{type(value).__qualname__}"
-    for attr in ("nodelist", "visible"):
-        if hasattr(value, attr):
-            try:
-                desc += f"[{len(getattr(value, attr))} {attr}]"
-            except TypeError:
-                pass
-    return desc
-
-
-@torch.no_grad()
-def base_rate_init(rbm: RBM, data: torch.Tensor, smoothing: float = 0.05) -> None:
-    """Visible biases to the logit of the smoothed data mean (Hinton's practical guide)."""
-    p = (data.double().mean(0) + smoothing) / (1 + 2 * smoothing)
-    rbm.b.copy_(torch.logit(p).to(rbm.b.dtype))
+def base_rate_init(rbm: RBM, data: torch.Tensor, smoothing: float = BASE_RATE_SMOOTHING) -> None:
+    """Visible biases to the base rate of ``data`` (Hinton's practical guide): the base-rate
+    model AIS anneals from (:func:`~physamp.models.rbm.model.base_rate_biases`)."""
+    rbm.init_base_rate_(data, smoothing)
 
 
 class RBMTrainer:
@@ -222,6 +223,15 @@ class RBMTrainer:
     ``trainer.fit(run_dir=...)`` runs :class:`~physamp.training.TrainLoop`: progress,
     metrics (``recon``: squared reconstruction error; ``fe_gap``: F(data) - F(samples)),
     checkpoints and exact resume.
+
+    The batch order is a :class:`~physamp.training.BatchOrder` of the training examples:
+    epoch ``e`` is ``torch.randperm(N)`` seeded by ``derive_seed(cfg.seed, "data-order", e)``,
+    cut into ``N // batch_size`` batches (one batch of all ``N`` when ``N < batch_size``);
+    the data stays one tensor on the device, indexed by the order's index tensors.
+
+    ``data`` is the identity of the training data (e.g. ``{"name": "mnist-offline",
+    "root": ..., "binarize_seed": 0}``): it is stored as ``config["data"]``, so a run
+    directory trained on other data is refused like any other config difference.
     """
 
     def __init__(
@@ -232,8 +242,15 @@ class RBMTrainer:
         device: str | torch.device = "cpu",
         rbm: RBM | None = None,
         sampler: Sampler | None = None,
+        data: dict[str, Any] | None = None,
     ):
         self.cfg = cfg.validate()
+        if data is not None and not isinstance(data, dict):
+            raise TypeError(
+                f"data must be a dict that identifies the training data (e.g. {{'name': 'mnist', "
+                f"'root': ...}}) or None; got a {type(data).__qualname__}"
+            )
+        self.data_identity: dict[str, Any] | None = None if data is None else to_jsonable(data)
         self.device = resolve_device(device)
         if train.dim() != 2 or train.shape[0] < 1:
             raise ValueError(f"training data must be (N, n_visible), got shape {tuple(train.shape)}")
@@ -257,11 +274,13 @@ class RBMTrainer:
         self.optimizer = torch.optim.SGD(
             self.rbm.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
-        self.batches_per_epoch = max(1, train.shape[0] // cfg.batch_size)
+        # the batch order is a pure function of (seed, epoch): nothing of it to checkpoint
+        n = train.shape[0]
+        self.order = BatchOrder(n, cfg.batch_size, seed=cfg.seed, drop_last=n >= cfg.batch_size)
+        self.batches_per_epoch = len(self.order)  # max(1, N // batch_size)
         self.total_steps = self.batches_per_epoch * cfg.epochs
-        # binarisation noise; the batch order is a pure function of (seed, epoch)
+        # binarisation noise
         self.generator = torch.Generator(device=self.device).manual_seed(derive_seed(cfg.seed, "binarize"))
-        self._order: tuple[int, torch.Tensor] | None = None
 
     # --- pieces -----------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -274,11 +293,7 @@ class RBMTrainer:
 
     def batch(self, step: int) -> torch.Tensor:
         """The freshly binarised minibatch of ``step``."""
-        epoch, i = divmod(step, self.batches_per_epoch)
-        if self._order is None or self._order[0] != epoch:
-            g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "data-order", epoch))
-            self._order = (epoch, torch.randperm(self.train.shape[0], generator=g))
-        idx = self._order[1][i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size].to(self.device)
+        idx = self.order.indices(*self.order.position(step)).to(self.device)
         probs = self.train[idx]
         u = torch.rand(probs.shape, generator=self.generator, device=self.device)
         return (u < probs).to(torch.float32)
@@ -288,7 +303,8 @@ class RBMTrainer:
             return self.sampler.sample(self.rbm, self.cfg.num_chains)
         return self.sampler.sample(self.rbm, v_data.shape[0], initial=v_data)
 
-    def step(self, step: int) -> dict[str, float]:
+    def step(self, step: int) -> dict[str, torch.Tensor | float]:
+        """One update; the metrics are tensors on the device (no sync: the loop averages them)."""
         cfg, rbm = self.cfg, self.rbm
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
@@ -302,8 +318,8 @@ class RBMTrainer:
         rbm.apply_constraints_(cfg.max_weight, cfg.max_bias)
         with torch.no_grad():
             recon = ((v - rbm.p_v_given_h(rbm.p_h_given_v(v))) ** 2).sum(1).mean()
-        gap = float((fe_data - fe_model).detach())
-        return {"recon": float(recon), "fe_gap": gap, "lr": self.learning_rate(step)}
+        gap = (fe_data - fe_model).detach()
+        return {"recon": recon, "fe_gap": gap, "lr": self.learning_rate(step)}
 
     def state(self) -> dict[str, Any]:
         return {
@@ -314,10 +330,12 @@ class RBMTrainer:
         }
 
     def config_dict(self) -> dict[str, Any]:
-        """The run's JSON description (objects in ``sampler_options`` by their class name)."""
-        cfg = asdict(self.cfg)
-        cfg["sampler_options"] = {k: _jsonable(v) for k, v in cfg["sampler_options"].items()}
-        return {"model": "rbm", "n_visible": self.rbm.n_visible, **cfg}
+        """The run's JSON description (:func:`~physamp.training.to_jsonable`: objects in
+        ``sampler_options`` by their class name), with the data identity as ``"data"`` if given."""
+        out = {"model": "rbm", "n_visible": self.rbm.n_visible, **to_jsonable(self.cfg)}
+        if self.data_identity is not None:
+            out["data"] = self.data_identity
+        return out
 
     def fit(
         self,

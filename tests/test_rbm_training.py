@@ -1,24 +1,21 @@
-"""Training utilities: atomic and safe checkpoints, exact resume, run-directory protection."""
+"""RBM training through the one loop: exact resume of PCD / CD on every backend, run-directory
+protection, the data identity, constraints, and the batch order of :class:`RBMTrainer`."""
 
 import json
-import os
 
 import pytest
 import torch
 
 import physamp
 from physamp.models.rbm_train import RBMTrainConfig, RBMTrainer, build_training_sampler, parse_topology
+from physamp.seeding import derive_seed
 from physamp.training import (
     CheckpointError,
-    MetricsLogger,
     RunDirectoryError,
     TrainLoop,
     load_checkpoint,
+    load_component,
     read_metrics,
-    resolve_device,
-    save_checkpoint,
-    seed_everything,
-    set_threads,
 )
 
 
@@ -31,71 +28,6 @@ def small_cfg(**kw):
     base = dict(n_hidden=8, epochs=3, batch_size=16, k=2, num_chains=10, lr=0.05)
     base.update(kw)
     return RBMTrainConfig(**base)
-
-
-def test_resolve_device_and_threads():
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
-    assert resolve_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            resolve_device("cuda")
-    assert set_threads(1) == 1
-    with pytest.raises(ValueError):
-        set_threads(0)
-    g = seed_everything(3)
-    assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=torch.Generator().manual_seed(3)))
-
-
-def test_checkpoint_round_trip_and_refuses_pickled_code(tmp_path):
-    path = save_checkpoint(tmp_path / "c.pt", {"x": torch.arange(3), "step": 4, "cfg": {"a": [1, 2]}})
-    back = load_checkpoint(path)
-    assert torch.equal(back["x"], torch.arange(3)) and back["step"] == 4 and back["cfg"] == {"a": [1, 2]}
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, ("echo pwned",))
-
-    torch.save({"physamp_checkpoint": 1, "evil": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="not a readable physamp checkpoint"):
-        load_checkpoint(tmp_path / "evil.pt")
-
-
-def test_truncated_checkpoint_is_a_clear_error(tmp_path):
-    path = save_checkpoint(tmp_path / "c.pt", {"x": torch.randn(1000)})
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        load_checkpoint(path)
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "missing.pt")
-
-
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    path = save_checkpoint(tmp_path / "c.pt", {"v": 1})
-    before = path.read_bytes()
-
-    def crash(*a, **k):
-        raise KeyboardInterrupt("killed mid-write")
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, {"v": 2})
-    assert path.read_bytes() == before  # the old checkpoint is intact
-    assert sorted(os.listdir(tmp_path)) == ["c.pt"]  # no temporary file left
-
-
-def test_metrics_logger_csv_and_truncate(tmp_path):
-    log = MetricsLogger(tmp_path / "m.csv")
-    for s in range(1, 5):
-        log.log(s, loss=1.0 / s)
-    with pytest.raises(ValueError, match="not columns"):
-        log.log(5, other=1.0)
-    log.truncate_after(2)
-    rows = read_metrics(tmp_path / "m.csv")
-    assert [r["step"] for r in rows] == [1, 2] and rows[1]["loss"] == pytest.approx(0.5)
-    with pytest.raises(ValueError, match=".csv or .jsonl"):
-        MetricsLogger(tmp_path / "m.txt")
 
 
 class Kill(Exception):
@@ -340,3 +272,54 @@ def test_run_with_a_sampler_object_resumes(tmp_path):
         in json.loads((tmp_path / "r" / "config.json").read_text())["sampler_options"]["sampler"]
     )
     make().fit(run_dir=tmp_path / "r", progress=False)  # a new object, the same run: no error
+
+
+def test_batch_order_is_unchanged_by_the_move_to_batch_order():
+    """The permutation of epoch e is still randperm(N) seeded by derive_seed(seed, "data-order", e)."""
+    data = toy_data(n=70)  # 4 batches of 16 per epoch, 6 examples never seen in an epoch
+    tr = RBMTrainer(small_cfg(seed=5), data)
+    assert tr.batches_per_epoch == 4
+    for step in (0, 3, 4, 9):
+        epoch, i = divmod(step, 4)
+        g = torch.Generator().manual_seed(derive_seed(5, "data-order", epoch))
+        idx = torch.randperm(70, generator=g)[i * 16 : (i + 1) * 16]
+        assert torch.equal(tr.order.indices(epoch, i), idx)
+    # fewer examples than a batch: one batch of all of them per epoch, as before
+    small = RBMTrainer(small_cfg(batch_size=100), toy_data(n=10))
+    assert small.batches_per_epoch == 1 and small.order.indices(0, 0).numel() == 10
+
+
+def test_step_returns_tensors_and_records_are_floats(tmp_path):
+    tr = RBMTrainer(small_cfg(epochs=1), toy_data())
+    metrics = tr.step(0)
+    assert isinstance(metrics["recon"], torch.Tensor) and isinstance(metrics["fe_gap"], torch.Tensor)
+    assert not metrics["fe_gap"].requires_grad
+    hist = RBMTrainer(small_cfg(epochs=1), toy_data()).fit(run_dir=tmp_path / "r", progress=False)
+    assert all(isinstance(r[k], float) for r in hist for k in ("recon", "fe_gap", "lr"))
+
+
+def test_data_identity_is_part_of_the_run(tmp_path):
+    cfg = small_cfg(epochs=1)
+    ident = {"name": "toy", "root": tmp_path / "data", "binarize_seed": 0}
+    tr = RBMTrainer(cfg, toy_data(), data=ident)
+    assert tr.config_dict()["data"] == {"name": "toy", "root": str(tmp_path / "data"), "binarize_seed": 0}
+    assert "data" not in RBMTrainer(cfg, toy_data()).config_dict()
+    tr.fit(run_dir=tmp_path / "r", progress=False, stop_after=2)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["name"] == "toy"
+    # the same data (a new but equal identity) resumes; other data is refused
+    RBMTrainer(cfg, toy_data(), data=dict(ident)).fit(run_dir=tmp_path / "r", progress=False)
+    other = RBMTrainer(cfg, toy_data(), data={**ident, "name": "other"})
+    with pytest.raises(RunDirectoryError, match=r"different run.*data\.name"):
+        other.fit(run_dir=tmp_path / "r", progress=False)
+    with pytest.raises(TypeError, match="data must be a dict"):
+        RBMTrainer(cfg, toy_data(), data="toy")
+
+
+def test_rbm_checkpoint_component_reader(tmp_path):
+    tr = run_trainer(tmp_path / "r", cfg=small_cfg(epochs=1))
+    sd = load_component(tmp_path / "r" / "checkpoint.pt")  # name="model"
+    rbm = physamp.RBM(16, 8)
+    rbm.load_state_dict(sd)
+    assert torch.equal(rbm.W, tr.rbm.W)
+    with pytest.raises(CheckpointError, match=r"no component 'critic'.*\['model', 'optimizer', 'sampler'\]"):
+        load_component(tmp_path / "r" / "checkpoint.pt", "critic")

@@ -1,0 +1,168 @@
+"""Train an RBM, then estimate its test NLL by AIS: the one function behind ``physamp train-rbm``.
+
+The CLI, the thesis experiments and the notebooks all call
+:func:`train_and_evaluate`, so the same run gives the same number everywhere::
+
+    from physamp.data import default_dataset
+    from physamp.models.rbm import RBMTrainConfig, train_and_evaluate
+
+    data = default_dataset()
+    result = train_and_evaluate(RBMTrainConfig(n_hidden=100, epochs=2), data, ais_runs=20, ais_betas=2000)
+    result.test_nll.nll, result.log_z          # nats per example; the AISResult
+    result.to_dict()                           # what result.json holds
+
+With ``run_dir`` the training is resumable (``TrainLoop``: checkpoint, metrics,
+a refused directory when it holds another run) and ``result.json`` is written
+there; rerunning a finished run only re-evaluates it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from physamp.models.rbm.ais import AISResult, NLLResult, estimate_log_z, schedule, test_nll
+from physamp.models.rbm.model import RBM
+from physamp.models.rbm.pcd import RBMTrainConfig, RBMTrainer
+
+__all__ = ["RBMRunResult", "train_and_evaluate", "evaluate_nll"]
+
+
+@dataclass
+class RBMRunResult:
+    """A trained RBM and its test NLL.
+
+    Attributes:
+        rbm: the trained model.
+        test_nll: mean test NLL in nats with the AIS ±3σ bounds.
+        log_z: the AIS estimate of log Z.
+        history: the logged training records (empty when the run was already finished).
+        train_seconds, eval_seconds: wall times of this call's training and evaluation.
+        dataset, protocol: the data's name and its protocol sentence.
+        run_dir: where the run's files are (None: trained in memory).
+    """
+
+    rbm: RBM
+    test_nll: NLLResult
+    log_z: AISResult
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    dataset: str = ""
+    protocol: str = ""
+    run_dir: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (what ``result.json`` holds)."""
+        return {
+            "test_nll": self.test_nll.nll,
+            "test_nll_lower": self.test_nll.nll_lower,
+            "test_nll_upper": self.test_nll.nll_upper,
+            "log_z": self.log_z.log_z,
+            "ais_runs": self.log_z.num_runs,
+            "ais_betas": self.log_z.num_betas,
+            "num_test": self.test_nll.num_examples,
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+            "dataset": self.dataset,
+            "protocol": self.protocol,
+        }
+
+
+def evaluate_nll(
+    rbm: RBM,
+    data,
+    *,
+    ais_runs: int = 100,
+    ais_betas: int | None = None,
+    seed: int = 0,
+    max_test: int | None = None,
+    progress: bool = False,
+) -> tuple[NLLResult, AISResult]:
+    """Test NLL of ``rbm`` on ``data`` (a :class:`~physamp.data.BinaryDataset`) by AIS.
+
+    The base-rate model comes from ``data.train``; ``ais_betas`` is the number of
+    intermediate distributions (None or 14,500: S&M's schedule). Returns
+    ``(nll, log_z)``.
+    """
+    log_z = estimate_log_z(
+        rbm, data=data.train, num_runs=ais_runs, betas=schedule(ais_betas), seed=seed, progress=progress
+    )
+    test = data.test if max_test is None else data.test[:max_test]
+    return test_nll(rbm, test.to(rbm.W.device), log_z), log_z
+
+
+def train_and_evaluate(
+    cfg: RBMTrainConfig,
+    data,
+    *,
+    run_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    ais_runs: int = 100,
+    ais_betas: int | None = None,
+    ais_seed: int | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    log_every: int | None = None,
+    rbm: RBM | None = None,
+) -> RBMRunResult:
+    """Train an RBM by ``cfg`` on ``data``, then estimate its test NLL by AIS.
+
+    Args:
+        cfg: the training hyper-parameters.
+        data: a :class:`~physamp.data.BinaryDataset` (``train`` grey levels, ``test`` binary).
+        run_dir: resumable run directory (None: train in memory, write nothing).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``.
+        ais_runs, ais_betas: AIS runs and number of intermediate distributions
+            (None or 14,500: S&M's schedule).
+        ais_seed: seed of the AIS draws (default ``cfg.seed``).
+        max_train, max_test: use only the first examples (quick presets and tests);
+            they are part of the run's data identity.
+        progress: progress bars for training and AIS.
+        overwrite: start over in a run directory that holds another run.
+        log_every: steps between metric records (default: one per epoch).
+        rbm: start from this model instead of a fresh one.
+    """
+    train = data.train if max_train is None else data.train[:max_train]
+    identity = data.identity() if hasattr(data, "identity") else {"name": getattr(data, "name", "?")}
+    identity = {**identity, "num_train": int(train.shape[0])}
+    if max_test is not None:
+        identity["max_test"] = int(max_test)
+    t0 = time.perf_counter()
+    trainer = RBMTrainer(cfg, train, device=device, rbm=rbm, data=identity)
+    history = trainer.fit(run_dir=run_dir, progress=progress, overwrite=overwrite, log_every=log_every)
+    train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    nll, log_z = evaluate_nll(
+        trainer.rbm,
+        data,
+        ais_runs=ais_runs,
+        ais_betas=ais_betas,
+        seed=cfg.seed if ais_seed is None else ais_seed,
+        max_test=max_test,
+        progress=progress,
+    )
+    result = RBMRunResult(
+        rbm=trainer.rbm,
+        test_nll=nll,
+        log_z=log_z,
+        history=history,
+        train_seconds=train_s,
+        eval_seconds=time.perf_counter() - t1,
+        dataset=getattr(data, "name", ""),
+        protocol=getattr(data, "protocol", ""),
+        run_dir=None if run_dir is None else Path(run_dir),
+    )
+    if run_dir is not None:
+        path = Path(run_dir) / "result.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result.to_dict(), indent=2))
+        tmp.replace(path)
+    return result
