@@ -52,12 +52,12 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _timing import timeit  # noqa: E402
 
 import physamp  # noqa: E402
 from physamp.ais import base_rate_biases, default_betas, estimate_log_z, test_nll  # noqa: E402
@@ -79,16 +79,6 @@ CONFIGS = {
 
 
 # --- helpers ------------------------------------------------------------------------
-def timeit(fn: Callable[[], object], repeat: int = 1, warmup: int = 0) -> list[float]:
-    """Wall seconds of ``repeat`` calls of ``fn`` (after ``warmup`` untimed calls)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def betas_of(n: int | None) -> np.ndarray:
@@ -96,9 +86,13 @@ def betas_of(n: int | None) -> np.ndarray:
     if n is None:
         return default_betas()
     a, b = max(2, n * 500 // 14501), max(2, n * 4000 // 14501)
-    return np.concatenate([np.linspace(0.0, 0.5, a, endpoint=False),
-                           np.linspace(0.5, 0.9, b, endpoint=False),
-                           np.linspace(0.9, 1.0, n - a - b)])
+    return np.concatenate(
+        [
+            np.linspace(0.0, 0.5, a, endpoint=False),
+            np.linspace(0.5, 0.9, b, endpoint=False),
+            np.linspace(0.9, 1.0, n - a - b),
+        ]
+    )
 
 
 def fmt_nll(r) -> str:
@@ -120,9 +114,16 @@ def measure_ais(rbm, train: torch.Tensor, betas: np.ndarray, runs: int) -> tuple
     t0 = time.perf_counter()
     res = estimate_log_z(rbm, data=train, num_runs=runs, betas=betas, seed=SEED)
     sec = time.perf_counter() - t0
-    return {"shape": [rbm.n_visible, rbm.n_hidden], "num_betas": len(betas), "runs": runs,
-            "seconds": sec, "log_z": res.log_z, "log_z_lower": res.log_z_lower,
-            "log_z_upper": res.log_z_upper, "ess": res.ess}, res
+    return {
+        "shape": [rbm.n_visible, rbm.n_hidden],
+        "num_betas": len(betas),
+        "runs": runs,
+        "seconds": sec,
+        "log_z": res.log_z,
+        "log_z_lower": res.log_z_lower,
+        "log_z_upper": res.log_z_upper,
+        "ess": res.ess,
+    }, res
 
 
 def profile_ais_step(rbm, runs: int, K: int, steps: int = 300) -> dict:
@@ -149,6 +150,7 @@ def profile_ais_step(rbm, runs: int, K: int, steps: int = 300) -> dict:
         def run():
             for _ in range(steps):
                 fn()
+
         return run
 
     def weights():
@@ -163,8 +165,10 @@ def profile_ais_step(rbm, runs: int, K: int, steps: int = 300) -> dict:
         "elementwise  weight factor (sigmoid, expm1, log1p, sum)": weights,
         "elementwise  visible sigmoid": lambda: V.sigmoid_(),
         "Bernoulli  random words only (h + v)": lambda: (bern.int16(nh * R), bern.int16(nv * R)),
-        "Bernoulli  draw h + v (words + sub + gt)": lambda: (bern.sample_from_probs_(t.copy_(s)),
-                                                            bern.sample_from_probs_(V)),
+        "Bernoulli  draw h + v (words + sub + gt)": lambda: (
+            bern.sample_from_probs_(t.copy_(s)),
+            bern.sample_from_probs_(V),
+        ),
         "  (refill copy in the line above, subtracted)": lambda: t.copy_(s),
     }
     out = {name: min(timeit(rep(fn), repeat=3, warmup=1)) * K / steps for name, fn in ops.items()}
@@ -187,8 +191,12 @@ def train_physamp(ds, cfg: RBMTrainConfig) -> tuple[physamp.RBM, dict]:
     hist = trainer.fit(progress=False, callbacks=[on_step])
     total = time.perf_counter() - t0
     epoch_s = np.diff([t0] + marks).tolist()
-    return trainer.rbm, {"seconds": total, "epoch_seconds": epoch_s,
-                         "updates": trainer.total_steps, "final_recon": hist[-1].get("recon")}
+    return trainer.rbm, {
+        "seconds": total,
+        "epoch_seconds": epoch_s,
+        "updates": trainer.total_steps,
+        "final_recon": hist[-1].get("recon"),
+    }
 
 
 def train_sklearn(ds, cfg: RBMTrainConfig, momentum: float) -> tuple[object, dict]:
@@ -198,8 +206,13 @@ def train_sklearn(ds, cfg: RBMTrainConfig, momentum: float) -> tuple[object, dic
     feeder = RBMTrainer(cfg, ds.train)
     batches = [feeder.batch(s).numpy().astype(np.float64) for s in range(feeder.total_steps)]
     lr_eff = [feeder.learning_rate(s) / (1 - momentum) for s in range(feeder.total_steps)]
-    sk = BernoulliRBM(n_components=cfg.n_hidden, batch_size=cfg.batch_size,
-                      learning_rate=lr_eff[0], n_iter=cfg.epochs, random_state=cfg.seed)
+    sk = BernoulliRBM(
+        n_components=cfg.n_hidden,
+        batch_size=cfg.batch_size,
+        learning_rate=lr_eff[0],
+        n_iter=cfg.epochs,
+        random_state=cfg.seed,
+    )
     t0 = time.perf_counter()
     for x, lr in zip(batches, lr_eff, strict=True):
         sk.learning_rate = lr
@@ -243,16 +256,20 @@ def check_sklearn_convention(sk, rbm: physamp.RBM, test: torch.Tensor) -> dict:
     err_pl = float(np.abs(sk.score_samples(vn) - pl_phys).max())
     assert err_fe < 1e-8 * max(1.0, float(np.abs(f_phys).max())), f"free energy mismatch {err_fe}"
     assert err_pl < 1e-6 * max(1.0, float(np.abs(pl_phys).max())), f"pseudo-likelihood mismatch {err_pl}"
-    return {"max_abs_err_free_energy": err_fe, "max_abs_err_pseudo_likelihood": err_pl,
-            "max_abs_err_float32_model": float(np.abs(f_sk - f_phys32).max())}
+    return {
+        "max_abs_err_free_energy": err_fe,
+        "max_abs_err_pseudo_likelihood": err_pl,
+        "max_abs_err_float32_model": float(np.abs(f_sk - f_phys32).max()),
+    }
 
 
 # --- report -------------------------------------------------------------------------
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
-    ap.add_argument("--quick", action="store_true",
-                    help="784x100, 1 epoch, AIS 1,000 βs x 20 runs for the NLLs")
+    ap.add_argument(
+        "--quick", action="store_true", help="784x100, 1 epoch, AIS 1,000 βs x 20 runs for the NLLs"
+    )
     ap.add_argument("--epochs", type=int, help="override the number of epochs (both models)")
     ap.add_argument("--json", metavar="PATH", help="write all numbers to PATH")
     ap.add_argument("--profile", action="store_true", help="profile the AIS step even if it meets the target")
@@ -269,19 +286,29 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
     import sklearn
 
-    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "numpy": np.__version__,
-           "sklearn": sklearn.__version__, "python": platform.python_version(),
-           "machine": platform.machine(), "cpu_count": os.cpu_count(), "mode": mode}
-    print(f"physamp RBM benchmark ({mode}): torch {env['torch']}, threads={env['threads']} "
-          f"(torch and BLAS; of {env['cpu_count']} CPUs), numpy {env['numpy']}, sklearn {env['sklearn']}")
+    env = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "mode": mode,
+    }
+    print(
+        f"physamp RBM benchmark ({mode}): torch {env['torch']}, threads={env['threads']} "
+        f"(torch and BLAS; of {env['cpu_count']} CPUs), numpy {env['numpy']}, sklearn {env['sklearn']}"
+    )
     ds = load_dataset("mnist-offline")
     print(f"data: {ds.protocol}")
     nv, nh, E = ds.n_features, cfgm["hidden"], cfgm["epochs"]
     out: dict = {"env": env}
 
     # 2. physamp PCD-15 training (its model is item 1's in full mode)
-    cfg = RBMTrainConfig(n_hidden=nh, epochs=E, batch_size=100, num_chains=100, k=15,
-                         sampler="gibbs", seed=SEED)
+    cfg = RBMTrainConfig(
+        n_hidden=nh, epochs=E, batch_size=100, num_chains=100, k=15, sampler="gibbs", seed=SEED
+    )
     rbm_p, tp = train_physamp(ds, cfg)
     out["pcd_epoch"] = {"shape": [nv, nh], **tp, "seconds_per_epoch": tp["seconds"] / E}
 
@@ -314,16 +341,37 @@ def main(argv=None) -> dict:
     nll_p, nll_s = test_nll(rbm_p, ds.test, res_p), test_nll(rbm_s, ds.test, res_s)
     passed = nll_p.nll_upper + NLL_MARGIN < nll_s.nll
     out["compare"] = {
-        "shape": [nv, nh], "epochs": E, "updates": tp["updates"], "batch_size": 100,
-        "ais_betas": len(betas3), "ais_runs": cfgm["ais_runs"], "convention_check": conv,
-        "physamp": {"method": "PCD-15", "train_s": tp["seconds"], "nll": nll_p.nll,
-                    "nll_lower": nll_p.nll_lower, "nll_upper": nll_p.nll_upper, "log_z": res_p.log_z,
-                    "ess": res_p.ess},
-        "sklearn": {"method": "PCD-1", "train_s": ts["seconds"], "nll": nll_s.nll,
-                    "nll_lower": nll_s.nll_lower, "nll_upper": nll_s.nll_upper, "log_z": res_s.log_z,
-                    "ess": res_s.ess, "lr_first": ts["lr_first"], "lr_last": ts["lr_last"],
-                    "ais_s": t_ais_s},
-        "expected": "physamp's test NLL should be clearly lower", "margin_nats": NLL_MARGIN, "pass": passed,
+        "shape": [nv, nh],
+        "epochs": E,
+        "updates": tp["updates"],
+        "batch_size": 100,
+        "ais_betas": len(betas3),
+        "ais_runs": cfgm["ais_runs"],
+        "convention_check": conv,
+        "physamp": {
+            "method": "PCD-15",
+            "train_s": tp["seconds"],
+            "nll": nll_p.nll,
+            "nll_lower": nll_p.nll_lower,
+            "nll_upper": nll_p.nll_upper,
+            "log_z": res_p.log_z,
+            "ess": res_p.ess,
+        },
+        "sklearn": {
+            "method": "PCD-1",
+            "train_s": ts["seconds"],
+            "nll": nll_s.nll,
+            "nll_lower": nll_s.nll_lower,
+            "nll_upper": nll_s.nll_upper,
+            "log_z": res_s.log_z,
+            "ess": res_s.ess,
+            "lr_first": ts["lr_first"],
+            "lr_last": ts["lr_last"],
+            "ais_s": t_ais_s,
+        },
+        "expected": "physamp's test NLL should be clearly lower",
+        "margin_nats": NLL_MARGIN,
+        "pass": passed,
     }
     total = time.perf_counter() - t_start
     out["total_s"] = total
@@ -331,44 +379,65 @@ def main(argv=None) -> dict:
     # --- print
     pe = out["pcd_epoch"]
     print()
-    print(f"1. AIS {nv}x500, {a1['num_betas']:,} betas ({a1['num_betas'] - 1:,} intermediate "
-          f"distributions), {a1['runs']} runs, {env['threads']} thread(s); model: {ais_label}")
+    print(
+        f"1. AIS {nv}x500, {a1['num_betas']:,} betas ({a1['num_betas'] - 1:,} intermediate "
+        f"distributions), {a1['runs']} runs, {env['threads']} thread(s); model: {ais_label}"
+    )
     lz = f"{a1['log_z']:.2f} [{a1['log_z_lower']:.2f}, {a1['log_z_upper']:.2f}]"
     print(f"   log Z = {lz}, ESS {a1['ess']:.1f}")
     verdict = "PASS" if a1["pass"] else "MISS"
-    print(f"   AIS: {a1['seconds']:7.2f} s   ratio to the {AIS_TARGET_S:.0f} s target: "
-          f"{a1['seconds'] / AIS_TARGET_S:.2f}  target < {AIS_TARGET_S:.0f} s  {verdict}")
+    print(
+        f"   AIS: {a1['seconds']:7.2f} s   ratio to the {AIS_TARGET_S:.0f} s target: "
+        f"{a1['seconds'] / AIS_TARGET_S:.2f}  target < {AIS_TARGET_S:.0f} s  {verdict}"
+    )
     if "ais_profile" in out:
         prof = out["ais_profile"]
         ssum = sum(prof.values())
-        print(f"   profile (ops timed alone, scaled to {a1['num_betas'] - 1:,} steps; sum {ssum:.1f} s "
-              f"vs AIS {a1['seconds']:.1f} s):")
+        print(
+            f"   profile (ops timed alone, scaled to {a1['num_betas'] - 1:,} steps; sum {ssum:.1f} s "
+            f"vs AIS {a1['seconds']:.1f} s):"
+        )
         for name, sec in prof.items():
             print(f"     {name:<58s} {sec:7.2f} s  {100 * sec / a1['seconds']:5.1f} % of AIS")
         rest = a1["seconds"] - ssum
-        print(f"     {'rest (python loop, dispatch, unlisted ops)':<58s} {rest:7.2f} s  "
-              f"{100 * rest / a1['seconds']:5.1f} % of AIS")
+        print(
+            f"     {'rest (python loop, dispatch, unlisted ops)':<58s} {rest:7.2f} s  "
+            f"{100 * rest / a1['seconds']:5.1f} % of AIS"
+        )
     print()
-    print(f"2. PCD-15 epoch, {nv}x{nh}, 13,000 digits, batch 100 ({pe['updates'] // E} updates/epoch), "
-          f"100 chains, gibbs: {pe['seconds_per_epoch']:.2f} s/epoch (mean of {E}; per epoch: "
-          + ", ".join(f"{x:.2f}" for x in pe["epoch_seconds"]) + ")")
+    print(
+        f"2. PCD-15 epoch, {nv}x{nh}, 13,000 digits, batch 100 ({pe['updates'] // E} updates/epoch), "
+        f"100 chains, gibbs: {pe['seconds_per_epoch']:.2f} s/epoch (mean of {E}; per epoch: "
+        + ", ".join(f"{x:.2f}" for x in pe["epoch_seconds"])
+        + ")"
+    )
     c = out["compare"]
     print()
-    print(f"3. physamp vs sklearn BernoulliRBM, {nv}x{nh}, {E} epoch(s) = {c['updates']} updates "
-          f"of batch 100 each, identical stochastically binarised minibatches")
-    print(f"   sklearn F(v) and score_samples match physamp's E = -b.v - c.h - h'Wv: "
-          f"max |dF| {conv['max_abs_err_free_energy']:.1e}, "
-          f"max |dPL| {conv['max_abs_err_pseudo_likelihood']:.1e} (asserted)")
-    print(f"   test NLL on {nll_p.num_examples} test digits, AIS {c['ais_betas']:,} betas x "
-          f"{c['ais_runs']} runs (bounds from log Z ± 3σ):")
+    print(
+        f"3. physamp vs sklearn BernoulliRBM, {nv}x{nh}, {E} epoch(s) = {c['updates']} updates "
+        f"of batch 100 each, identical stochastically binarised minibatches"
+    )
+    print(
+        f"   sklearn F(v) and score_samples match physamp's E = -b.v - c.h - h'Wv: "
+        f"max |dF| {conv['max_abs_err_free_energy']:.1e}, "
+        f"max |dPL| {conv['max_abs_err_pseudo_likelihood']:.1e} (asserted)"
+    )
+    print(
+        f"   test NLL on {nll_p.num_examples} test digits, AIS {c['ais_betas']:,} betas x "
+        f"{c['ais_runs']} runs (bounds from log Z ± 3σ):"
+    )
     lab_p = "physamp PCD-15 (lr 0.05->0.005, mom 0.5, wd 1e-4)"
     lab_s = f"sklearn PCD-1  (lr {ts['lr_first']:.2g}->{ts['lr_last']:.2g}, no mom/wd)"
     print(f"   {lab_p:<52s} {fmt_nll(nll_p)}   train {tp['seconds']:7.2f} s")
     print(f"   {lab_s:<52s} {fmt_nll(nll_s)}   train {ts['seconds']:7.2f} s")
-    print(f"   difference sklearn - physamp: {nll_s.nll - nll_p.nll:.2f} nats; "
-          f"train time ratio physamp/sklearn {tp['seconds'] / ts['seconds']:.2f}")
-    print(f"   expected: physamp's test NLL should be clearly lower (its upper bound < sklearn's "
-          f"estimate - {NLL_MARGIN:.0f} nat)  {'PASS' if passed else 'MISS'}")
+    print(
+        f"   difference sklearn - physamp: {nll_s.nll - nll_p.nll:.2f} nats; "
+        f"train time ratio physamp/sklearn {tp['seconds'] / ts['seconds']:.2f}"
+    )
+    print(
+        f"   expected: physamp's test NLL should be clearly lower (its upper bound < sklearn's "
+        f"estimate - {NLL_MARGIN:.0f} nat)  {'PASS' if passed else 'MISS'}"
+    )
     print()
     print(f"total: {total:.1f} s ({total / 60:.1f} min), threads={env['threads']}")
     if args.json:

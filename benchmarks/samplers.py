@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _timing import timeit as _timeit  # noqa: E402
 
 import physamp  # noqa: E402
 from physamp.ising import rbm_to_bqm  # noqa: E402
@@ -53,24 +54,31 @@ SEED = 1234
 # (chains, sweeps) per backend and model; repeats.  "quick" keeps the same
 # shapes where a ratio depends on them (1000 chains for gibbs) and cuts sweeps.
 CONFIGS = {
-    "full": dict(repeat=9, gibbs=(1000, 20), neal_dense=(10, 20), neal_chimera=(50, 50),
-                 ratio_sweeps=10, neal_ratio_dense=(10, 20), neal_ratio_chimera=(50, 50)),
-    "quick": dict(repeat=3, gibbs=(1000, 5), neal_dense=(10, 10), neal_chimera=(20, 20),
-                  ratio_sweeps=5, neal_ratio_dense=(10, 10), neal_ratio_chimera=(20, 20)),
+    "full": dict(
+        repeat=9,
+        gibbs=(1000, 20),
+        neal_dense=(10, 20),
+        neal_chimera=(50, 50),
+        ratio_sweeps=10,
+        neal_ratio_dense=(10, 20),
+        neal_ratio_chimera=(50, 50),
+    ),
+    "quick": dict(
+        repeat=3,
+        gibbs=(1000, 5),
+        neal_dense=(10, 10),
+        neal_chimera=(20, 20),
+        ratio_sweeps=5,
+        neal_ratio_dense=(10, 10),
+        neal_ratio_chimera=(20, 20),
+    ),
 }
 
 
 # --- helpers ------------------------------------------------------------------------
 def timeit(fn: Callable[[], object], repeat: int, warmup: int = 1) -> list[float]:
-    """Wall seconds of ``repeat`` calls of ``fn`` (after ``warmup`` untimed calls)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+    """Wall seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed calls (one by default here)."""
+    return _timeit(fn, repeat, warmup)
 
 
 def timeit_pair(fa: Callable[[], object], fb: Callable[[], object], repeat: int):
@@ -148,7 +156,10 @@ def backends(cfg: dict, model: str) -> dict[str, tuple[object, int, int]]:
         "gibbs (int16)": (GibbsSampler(steps=s, rng="int16", seed=SEED), n, s),
         "gibbs (uniform)": (GibbsSampler(steps=s, rng="uniform", seed=SEED), n, s),
         "simulated (gibbs, σ=0.05)": (
-            SimulatedDevice("gibbs", weight_noise=0.05, bias_noise=0.05, steps=s, seed=SEED), n, s),
+            SimulatedDevice("gibbs", weight_noise=0.05, bias_noise=0.05, steps=s, seed=SEED),
+            n,
+            s,
+        ),
         "neal (β=1)": (NealSampler(num_sweeps=rs, seed=SEED), rn, rs),
     }
 
@@ -158,11 +169,17 @@ def measure_throughput(rbm, cfg: dict, model: str) -> dict:
     for name, (sampler, chains, sweeps) in backends(cfg, model).items():
         times = timeit(lambda s=sampler, c=chains: s.sample(rbm, c), cfg["repeat"])
         st = summary(times)
-        rows[name] = {"chains": chains, "sweeps": sweeps, **st,
-                      "steps_per_s": chains * sweeps / st["min_s"],
-                      "steps_per_s_median": chains * sweeps / st["median_s"]}
-    rows["exact"] = {"note": "not applicable: enumerates 2^min(n_visible, n_hidden) states "
-                             f"(2^{min(rbm.n_visible, rbm.n_hidden)})"}
+        rows[name] = {
+            "chains": chains,
+            "sweeps": sweeps,
+            **st,
+            "steps_per_s": chains * sweeps / st["min_s"],
+            "steps_per_s_median": chains * sweeps / st["median_s"],
+        }
+    rows["exact"] = {
+        "note": "not applicable: enumerates 2^min(n_visible, n_hidden) states "
+        f"(2^{min(rbm.n_visible, rbm.n_hidden)})"
+    }
     return rows
 
 
@@ -206,14 +223,18 @@ def measure_gibbs_vs_matmul(rbm, cfg: dict) -> dict:
     per = lambda ts: min(ts) / sweeps  # noqa: E731
     sweep, mm = per(t_sweep), per(t_mm)
     return {
-        "chains": n, "sweeps_timed": sweeps,
-        "sweep_s": sweep, "matmul_s": mm,
+        "chains": n,
+        "sweeps_timed": sweeps,
+        "sweep_s": sweep,
+        "matmul_s": mm,
         "sweep_median_s": statistics.median(t_sweep) / sweeps,
         "matmul_median_s": statistics.median(t_mm) / sweeps,
         "bernoulli_s": max(per(t_bern) - per(t_fill), 0.0),
         "rng_words_s": per(t_rng),
-        "ratio": sweep / mm, "ratio_median": statistics.median(t_sweep) / statistics.median(t_mm),
-        "target": "<= 1.5", "pass": sweep / mm <= 1.5,
+        "ratio": sweep / mm,
+        "ratio_median": statistics.median(t_sweep) / statistics.median(t_mm),
+        "target": "<= 1.5",
+        "pass": sweep / mm <= 1.5,
     }
 
 
@@ -230,47 +251,72 @@ def measure_neal_overhead(rbm, reads: int, sweeps: int, repeat: int) -> dict:
         physamp_sampler.sample(rbm, reads)
 
     def raw_fn():
-        raw.sample(bqm, num_reads=reads, beta_schedule_type="custom", beta_schedule=schedule,
-                   proposal_acceptance_criteria="Gibbs", randomize_order=True, seed=SEED)
+        raw.sample(
+            bqm,
+            num_reads=reads,
+            beta_schedule_type="custom",
+            beta_schedule=schedule,
+            proposal_acceptance_criteria="Gibbs",
+            randomize_order=True,
+            seed=SEED,
+        )
 
     t_backend, t_raw = timeit_pair(backend_fn, raw_fn, repeat)
     t_bqm = timeit(lambda: rbm_to_bqm(rbm), repeat)
     r = min(t_backend) / min(t_raw)
-    return {"reads": reads, "sweeps": sweeps,
-            "backend_s": min(t_backend), "raw_s": min(t_raw), "bqm_build_s": min(t_bqm),
-            "backend_median_s": statistics.median(t_backend),
-            "raw_median_s": statistics.median(t_raw),
-            "ratio": r, "ratio_median": statistics.median(t_backend) / statistics.median(t_raw),
-            "target": "<= 1.2", "pass": r <= 1.2}
+    return {
+        "reads": reads,
+        "sweeps": sweeps,
+        "backend_s": min(t_backend),
+        "raw_s": min(t_raw),
+        "bqm_build_s": min(t_bqm),
+        "backend_median_s": statistics.median(t_backend),
+        "raw_median_s": statistics.median(t_raw),
+        "ratio": r,
+        "ratio_median": statistics.median(t_backend) / statistics.median(t_raw),
+        "target": "<= 1.2",
+        "pass": r <= 1.2,
+    }
 
 
 # --- ratio 3: chimera auto-sparse vs dense-masked Gibbs -----------------------------
 def measure_sparse_speedup(rbm, cfg: dict) -> dict:
     """End to end (GibbsSampler.sample, ``ratio_sweeps`` sweeps) and steady state (kernel sweeps)."""
     n, sweeps = 1000, cfg["ratio_sweeps"]
-    sparse = GibbsSampler(steps=sweeps, seed=SEED)               # sparse="auto"
+    sparse = GibbsSampler(steps=sweeps, seed=SEED)  # sparse="auto"
     dense = GibbsSampler(steps=sweeps, sparse=False, seed=SEED)
     used_sparse = sparse.sample(rbm, n).info["sparse"]
-    t_sparse, t_dense = timeit_pair(lambda: sparse.sample(rbm, n), lambda: dense.sample(rbm, n),
-                                    cfg["repeat"])
+    t_sparse, t_dense = timeit_pair(
+        lambda: sparse.sample(rbm, n), lambda: dense.sample(rbm, n), cfg["repeat"]
+    )
     # steady state: the sweep loop alone on prebuilt kernels
     g = torch.Generator().manual_seed(SEED)
     params = rbm.params()
     (ks, gs), (kd, gd) = sampler_kernel(rbm, n), sampler_kernel(rbm, n, sparse=False)
     vT = (torch.rand(rbm.n_visible, n, generator=g) < 0.5).float()
-    k_sparse, k_dense = timeit_pair(lambda: ks.run(vT, sweeps, gs), lambda: kd.run(vT, sweeps, gd),
-                                    cfg["repeat"])
+    k_sparse, k_dense = timeit_pair(
+        lambda: ks.run(vT, sweeps, gs), lambda: kd.run(vT, sweeps, gd), cfg["repeat"]
+    )
     t_build = timeit(lambda: GibbsKernel(params, n), cfg["repeat"])
     s = min(t_dense) / min(t_sparse)
-    return {"chains": n, "sweeps": sweeps, "auto_chose_sparse": bool(used_sparse),
-            "sparse_call_s": min(t_sparse), "dense_call_s": min(t_dense),
-            "sparse_sweep_s": min(t_sparse) / sweeps, "dense_sweep_s": min(t_dense) / sweeps,
-            "speedup": s, "speedup_median": statistics.median(t_dense) / statistics.median(t_sparse),
-            "kernel_sparse_sweep_s": min(k_sparse) / sweeps, "kernel_dense_sweep_s": min(k_dense) / sweeps,
-            "kernel_speedup": min(k_dense) / min(k_sparse),
-            "sparse_kernel_build_s": min(t_build),
-            "sparse_call_overhead_s": max(min(t_sparse) - min(k_sparse), 0.0),
-            "target": ">= 10", "pass": s >= 10}
+    return {
+        "chains": n,
+        "sweeps": sweeps,
+        "auto_chose_sparse": bool(used_sparse),
+        "sparse_call_s": min(t_sparse),
+        "dense_call_s": min(t_dense),
+        "sparse_sweep_s": min(t_sparse) / sweeps,
+        "dense_sweep_s": min(t_dense) / sweeps,
+        "speedup": s,
+        "speedup_median": statistics.median(t_dense) / statistics.median(t_sparse),
+        "kernel_sparse_sweep_s": min(k_sparse) / sweeps,
+        "kernel_dense_sweep_s": min(k_dense) / sweeps,
+        "kernel_speedup": min(k_dense) / min(k_sparse),
+        "sparse_kernel_build_s": min(t_build),
+        "sparse_call_overhead_s": max(min(t_sparse) - min(k_sparse), 0.0),
+        "target": ">= 10",
+        "pass": s >= 10,
+    }
 
 
 def profile_sparse_sweep(rbm, repeat: int, n: int = 1000) -> dict:
@@ -296,7 +342,8 @@ def profile_sparse_sweep(rbm, repeat: int, n: int = 1000) -> dict:
     refill = out.pop("  (refill copy, subtracted)")
     out["_bernoulli (total)"] = max(out["_bernoulli (total)"] - refill, 0.0)
     out["  of which elementwise passes"] = max(
-        out["_bernoulli (total)"] - out["  of which raw random words"], 0.0)
+        out["_bernoulli (total)"] - out["  of which raw random words"], 0.0
+    )
     out["full sweep"] = min(timeit(lambda: k.run(vT, 1, gen), repeat * 3))
     W = rbm.params().W  # reference: one dense product of the same shape
     out["dense mm, one half-sweep (ref)"] = min(timeit(lambda: torch.mm(W, vT), repeat * 3))
@@ -322,22 +369,29 @@ def main(argv=None) -> dict:
     import dimod
     import dwave.samplers
 
-    env = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-           "numpy": np.__version__, "dimod": dimod.__version__,
-           "dwave_samplers": getattr(dwave.samplers, "__version__", "?"),
-           "python": platform.python_version(), "machine": platform.machine(),
-           "cpu_count": os.cpu_count(), "mode": "quick" if args.quick else "full",
-           "repeat": cfg["repeat"]}
-    print(f"physamp sampler benchmark ({env['mode']}): torch {env['torch']}, "
-          f"threads={env['threads']} (of {env['cpu_count']} CPUs), numpy {env['numpy']}, "
-          f"dimod {env['dimod']}, dwave-samplers {env['dwave_samplers']}, "
-          f"python {env['python']}, repeat={cfg['repeat']} (rates from the fastest repeat)")
+    env = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "dimod": dimod.__version__,
+        "dwave_samplers": getattr(dwave.samplers, "__version__", "?"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "mode": "quick" if args.quick else "full",
+        "repeat": cfg["repeat"],
+    }
+    print(
+        f"physamp sampler benchmark ({env['mode']}): torch {env['torch']}, "
+        f"threads={env['threads']} (of {env['cpu_count']} CPUs), numpy {env['numpy']}, "
+        f"dimod {env['dimod']}, dwave-samplers {env['dwave_samplers']}, "
+        f"python {env['python']}, repeat={cfg['repeat']} (rates from the fastest repeat)"
+    )
 
     models = make_models()
     results: dict = {"env": env, "throughput": {}, "ratios": {}}
 
-    print("\nchain-steps/s (chains x sweeps / s, end to end through Sampler.sample; "
-          "best [median])")
+    print("\nchain-steps/s (chains x sweeps / s, end to end through Sampler.sample; best [median])")
     print(f"{'backend':28s} {'model':8s} {'chains':>6s} {'sweeps':>6s} {'best':>12s} {'median':>12s}")
     for model, rbm in models.items():
         rows = measure_throughput(rbm, cfg, model)
@@ -346,55 +400,73 @@ def main(argv=None) -> dict:
             if "note" in row:
                 print(f"{name:28s} {model:8s} {'-':>6s} {'-':>6s}  {row['note']}")
             else:
-                print(f"{name:28s} {model:8s} {row['chains']:6d} {row['sweeps']:6d} "
-                      f"{fmt_rate(row['steps_per_s']):>12s} {fmt_rate(row['steps_per_s_median']):>12s}")
+                print(
+                    f"{name:28s} {model:8s} {row['chains']:6d} {row['sweeps']:6d} "
+                    f"{fmt_rate(row['steps_per_s']):>12s} {fmt_rate(row['steps_per_s_median']):>12s}"
+                )
 
     print("\nratios (min over interleaved repeats; median-based ratio in brackets)")
     r1 = measure_gibbs_vs_matmul(models["dense"], cfg)
     results["ratios"]["gibbs_sweep_over_matmul"] = r1
-    print(f" 1. gibbs sweep / 2 matmuls, dense 784x500, 1000 chains, float32: "
-          f"{r1['sweep_s'] * 1e3:.2f} ms / {r1['matmul_s'] * 1e3:.2f} ms = {r1['ratio']:.2f} "
-          f"[{r1['ratio_median']:.2f}]  target <= 1.5  {'PASS' if r1['pass'] else 'MISS'}")
+    print(
+        f" 1. gibbs sweep / 2 matmuls, dense 784x500, 1000 chains, float32: "
+        f"{r1['sweep_s'] * 1e3:.2f} ms / {r1['matmul_s'] * 1e3:.2f} ms = {r1['ratio']:.2f} "
+        f"[{r1['ratio_median']:.2f}]  target <= 1.5  {'PASS' if r1['pass'] else 'MISS'}"
+    )
 
     for model, key in (("dense", "neal_ratio_dense"), ("chimera", "neal_ratio_chimera")):
         reads, sweeps = cfg[key]
         r2 = measure_neal_overhead(models[model], reads, sweeps, cfg["repeat"])
         results["ratios"][f"neal_backend_over_raw_{model}"] = r2
-        print(f" 2. neal backend / raw dwave-samplers, {model} ({reads} reads x {sweeps} sweeps): "
-              f"{r2['backend_s'] * 1e3:.1f} ms / {r2['raw_s'] * 1e3:.1f} ms = {r2['ratio']:.2f} "
-              f"[{r2['ratio_median']:.2f}]  target <= 1.2  {'PASS' if r2['pass'] else 'MISS'}"
-              f"  (rbm_to_bqm alone: {r2['bqm_build_s'] * 1e3:.1f} ms)")
+        print(
+            f" 2. neal backend / raw dwave-samplers, {model} ({reads} reads x {sweeps} sweeps): "
+            f"{r2['backend_s'] * 1e3:.1f} ms / {r2['raw_s'] * 1e3:.1f} ms = {r2['ratio']:.2f} "
+            f"[{r2['ratio_median']:.2f}]  target <= 1.2  {'PASS' if r2['pass'] else 'MISS'}"
+            f"  (rbm_to_bqm alone: {r2['bqm_build_s'] * 1e3:.1f} ms)"
+        )
 
     r3 = measure_sparse_speedup(models["chimera"], cfg)
     results["ratios"]["chimera_sparse_speedup"] = r3
-    print(f" 3. chimera Gibbs dense-masked / auto-sparse (sparse={r3['auto_chose_sparse']}), "
-          f"1000 chains x {r3['sweeps']} sweeps per call: {r3['dense_call_s'] * 1e3:.1f} ms / "
-          f"{r3['sparse_call_s'] * 1e3:.1f} ms = {r3['speedup']:.1f}x [{r3['speedup_median']:.1f}x]  "
-          f"target >= 10x  {'PASS' if r3['pass'] else 'MISS'}")
-    print(f"    steady state (GibbsKernel.run only): {r3['kernel_dense_sweep_s'] * 1e3:.2f} ms / "
-          f"{r3['kernel_sparse_sweep_s'] * 1e3:.2f} ms per sweep = {r3['kernel_speedup']:.1f}x; "
-          f"sparse per-call overhead {r3['sparse_call_overhead_s'] * 1e3:.1f} ms "
-          f"(of which CSR kernel build {r3['sparse_kernel_build_s'] * 1e3:.1f} ms)")
+    print(
+        f" 3. chimera Gibbs dense-masked / auto-sparse (sparse={r3['auto_chose_sparse']}), "
+        f"1000 chains x {r3['sweeps']} sweeps per call: {r3['dense_call_s'] * 1e3:.1f} ms / "
+        f"{r3['sparse_call_s'] * 1e3:.1f} ms = {r3['speedup']:.1f}x [{r3['speedup_median']:.1f}x]  "
+        f"target >= 10x  {'PASS' if r3['pass'] else 'MISS'}"
+    )
+    print(
+        f"    steady state (GibbsKernel.run only): {r3['kernel_dense_sweep_s'] * 1e3:.2f} ms / "
+        f"{r3['kernel_sparse_sweep_s'] * 1e3:.2f} ms per sweep = {r3['kernel_speedup']:.1f}x; "
+        f"sparse per-call overhead {r3['sparse_call_overhead_s'] * 1e3:.1f} ms "
+        f"(of which CSR kernel build {r3['sparse_kernel_build_s'] * 1e3:.1f} ms)"
+    )
 
     print("\nwhat bounds each backend:")
-    print(f" gibbs dense: per sweep {r1['sweep_s'] * 1e3:.2f} ms = matmuls {r1['matmul_s'] * 1e3:.2f} ms "
-          f"+ Bernoulli draws ~{r1['bernoulli_s'] * 1e3:.2f} ms (of which raw RNG words "
-          f"{r1['rng_words_s'] * 1e3:.2f} ms): the products bound it")
+    print(
+        f" gibbs dense: per sweep {r1['sweep_s'] * 1e3:.2f} ms = matmuls {r1['matmul_s'] * 1e3:.2f} ms "
+        f"+ Bernoulli draws ~{r1['bernoulli_s'] * 1e3:.2f} ms (of which raw RNG words "
+        f"{r1['rng_words_s'] * 1e3:.2f} ms): the products bound it"
+    )
     if not args.no_profile:
         prof = profile_sparse_sweep(models["chimera"], cfg["repeat"])
         results["sparse_sweep_profile"] = prof
-        print(f" gibbs chimera (sparse): per sweep {prof['full sweep'] * 1e3:.2f} ms; per-op "
-              "(both half-sweeps, each op timed alone):")
+        print(
+            f" gibbs chimera (sparse): per sweep {prof['full sweep'] * 1e3:.2f} ms; per-op "
+            "(both half-sweeps, each op timed alone):"
+        )
         for k, v in prof.items():
             if k != "full sweep":
                 print(f"    {k:32s} {v * 1e3:6.2f} ms")
         print("    -> compare the sparse mm with the Bernoulli draw and the per-call overhead above")
     d2 = results["ratios"]["neal_backend_over_raw_dense"]
-    print(f" neal: the C++ single-site sweeps bound it (raw {d2['raw_s'] * 1e3:.1f} ms for "
-          f"{d2['reads']}x{d2['sweeps']} dense); physamp adds rbm_to_bqm "
-          f"({d2['bqm_build_s'] * 1e3:.1f} ms dense) and SampleSet->tensor conversion")
-    print(" simulated: gibbs on per-chain (batched) biases plus noise draws; exact: not applicable "
-          "(2^500 / 2^784 states)")
+    print(
+        f" neal: the C++ single-site sweeps bound it (raw {d2['raw_s'] * 1e3:.1f} ms for "
+        f"{d2['reads']}x{d2['sweeps']} dense); physamp adds rbm_to_bqm "
+        f"({d2['bqm_build_s'] * 1e3:.1f} ms dense) and SampleSet->tensor conversion"
+    )
+    print(
+        " simulated: gibbs on per-chain (batched) biases plus noise draws; exact: not applicable "
+        "(2^500 / 2^784 states)"
+    )
 
     results["elapsed_s"] = time.perf_counter() - t_start
     print(f"\ntotal benchmark time {results['elapsed_s']:.1f} s")

@@ -26,11 +26,31 @@ model families can all stand on it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, Union
 
 import torch
 from torch.nn import functional as F
 
-__all__ = ["RBMParams", "as_params", "check_finite", "energy", "free_energy"]
+__all__ = [
+    "RBMParams",
+    "RBMLike",
+    "LayerSizes",
+    "HasParams",
+    "as_params",
+    "check_finite",
+    "energy",
+    "free_energy",
+]
+
+
+class HasParams(Protocol):
+    """A model that hands samplers its :class:`RBMParams` view (:class:`physamp.RBM` does)."""
+
+    def params(self) -> RBMParams: ...
+
+
+#: What samplers and the Ising conversion accept: an RBM module or its parameter view.
+RBMLike = Union[HasParams, "RBMParams"]
 
 
 def energy(v: torch.Tensor, h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor):
@@ -80,8 +100,22 @@ def check_finite(name: str, t: torch.Tensor) -> None:
         )
 
 
+class LayerSizes:
+    """``n_visible`` / ``n_hidden`` read off ``W (n_hidden, n_visible)``, for the module and its view."""
+
+    W: torch.Tensor
+
+    @property
+    def n_visible(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W.shape[0]
+
+
 @dataclass(frozen=True)
-class RBMParams:
+class RBMParams(LayerSizes):
     """Detached RBM parameters as samplers see them.
 
     W: ``(n_hidden, n_visible)``; b: ``(n_visible,)`` or ``(N, n_visible)``;
@@ -94,14 +128,6 @@ class RBMParams:
     b: torch.Tensor
     c: torch.Tensor
     mask: torch.Tensor | None = None
-
-    @property
-    def n_visible(self) -> int:
-        return self.W.shape[1]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W.shape[0]
 
     @property
     def device(self) -> torch.device:

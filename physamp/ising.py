@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from physamp.energy import RBMParams, as_params
+from physamp.energy import RBMLike, RBMParams, as_params
 
-if TYPE_CHECKING:
-    from physamp.models.rbm import RBM
+if TYPE_CHECKING:  # ising_to_rbm builds the model module; everything else needs only the view
+    from physamp.models.rbm.model import RBM
 
 __all__ = [
     "IsingRBM",
@@ -109,7 +109,7 @@ def _numpy64(t) -> np.ndarray:
     return np.asarray(t, dtype=np.float64)
 
 
-def rbm_to_ising(rbm: RBM | RBMParams) -> IsingRBM:
+def rbm_to_ising(rbm: RBMLike) -> IsingRBM:
     """Eq. 3.1: the Ising form of an RBM, in float64."""
     p = as_params(rbm).validate()
     W, b, c = _numpy64(p.W), _numpy64(p.b), _numpy64(p.c)
@@ -226,7 +226,7 @@ def ising_to_bqm(ising: IsingRBM, labels: Sequence | None = None, *, mask: np.nd
     )
 
 
-def rbm_to_bqm(rbm: RBM | RBMParams, labels: Sequence | None = None):
+def rbm_to_bqm(rbm: RBMLike, labels: Sequence | None = None):
     """The RBM as a SPIN ``dimod.BinaryQuadraticModel`` whose energies equal the RBM's.
 
     ``bqm.energy(s) == rbm.energy(v, h)`` for ``s = 2(v, h) - 1``, so both define

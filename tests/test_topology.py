@@ -134,9 +134,7 @@ def test_pixels_units_round_trip():
     units = pixels_to_units(images, perm)
     assert torch.equal(units[:, perm[5]], images[:, 5])
     assert torch.equal(units_to_pixels(units, perm), images)
-    assert np.array_equal(
-        units_to_pixels(pixels_to_units(images.numpy(), perm), perm), images.numpy()
-    )
+    assert np.array_equal(units_to_pixels(pixels_to_units(images.numpy(), perm), perm), images.numpy())
 
 
 # Random / dense masks -----------------------------------------------------------------
@@ -172,9 +170,7 @@ def test_bipartite_subgraph(build, size):
         assert (a in visible) != (b in visible), f"edge ({a}, {b}) joins units of one side"
         assert (a in hidden) != (b in hidden)
     assert topo.info["fraction_couplers_kept"] >= 0.8  # measured 0.808 (P4), 0.821 (Z3)
-    assert topo.num_connections == round(
-        topo.info["fraction_couplers_kept"] * topo.info["hardware_couplers"]
-    )
+    assert topo.num_connections == round(topo.info["fraction_couplers_kept"] * topo.info["hardware_couplers"])
     assert_mask_matches_graph(topo)
     full = dg.pegasus_graph(size) if build is pegasus_rbm else dg.zephyr_graph(size)
     assert visible | hidden == set(full.nodes)
@@ -216,9 +212,7 @@ def test_intersect_with_solver_missing_qubit_and_coupler():
     assert not restricted.mask[3].any() and topo.mask[3].any()
     assert restricted.num_connections == topo.num_connections - lost - 1
     assert report.missing_couplers == 1
-    assert [(m.kind, m.index, m.qubit) for m in report.missing_qubits] == [
-        ("hidden", 3, dead_qubit)
-    ]
+    assert [(m.kind, m.index, m.qubit) for m in report.missing_qubits] == [("hidden", 3, dead_qubit)]
     assert report.fraction_connections_kept == pytest.approx(
         restricted.num_connections / topo.num_connections
     )

@@ -61,28 +61,28 @@ def test_builtins_are_listed_and_built_by_name():
     assert docs["chimera"].startswith("Chimera") and docs["random"]
 
 
-def test_make_topology_errors_are_clear():
-    with pytest.raises(ValueError, match="unknown topology 'king'; available: chimera, dense"):
-        T.make_topology("king", 784, 784)
-    with pytest.raises(ValueError, match="needs an RBM shape"):
-        T.make_topology("chimera")
-    with pytest.raises(ValueError, match="not both"):
-        T.make_topology("chimera", 784, 784, size=14)
-    with pytest.raises(ValueError, match="give both n_visible and n_hidden"):
-        T.make_topology("chimera", 784)
-    with pytest.raises(ValueError, match="n_hidden must be >= 1"):
-        T.make_topology("dense", 4, 0)
-    with pytest.raises(TypeError, match="non-empty string"):
-        T.make_topology("", 4, 4)
-    with pytest.raises(ValueError, match="unknown chimera mapping 'diagonal'"):
-        T.make_topology("chimera:diagonal", 784, 784)
-    with pytest.raises(ValueError, match="takes no argument"):
-        T.make_topology("dense:3", 4, 4)
-    with pytest.raises(ValueError, match="random topology needs a fraction"):
-        T.make_topology("random", 4, 4)
-    with pytest.raises(ValueError, match="784 visible x 784 hidden"):
-        T.make_topology("pegasus", 16, 16)
-    # a Topology passes through, shape-checked
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        (("king", 784, 784), {}, ValueError, "unknown topology 'king'; available: chimera, dense"),
+        (("chimera",), {}, ValueError, "needs an RBM shape"),
+        (("chimera", 784, 784), {"size": 14}, ValueError, "not both"),
+        (("chimera", 784), {}, ValueError, "give both n_visible and n_hidden"),
+        (("dense", 4, 0), {}, ValueError, "n_hidden must be >= 1"),
+        (("", 4, 4), {}, TypeError, "non-empty string"),
+        (("chimera:diagonal", 784, 784), {}, ValueError, "unknown chimera mapping 'diagonal'"),
+        (("dense:3", 4, 4), {}, ValueError, "takes no argument"),
+        (("random", 4, 4), {}, ValueError, "random topology needs a fraction"),
+        (("pegasus", 16, 16), {}, ValueError, "784 visible x 784 hidden"),
+        (("zephyr:x",), {"size": 2}, ValueError, "takes no argument"),
+    ],
+)
+def test_make_topology_errors_are_clear(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        T.make_topology(*args, **kwargs)
+
+
+def test_a_topology_passes_through_shape_checked():
     topo = T.dense_rbm(3, 2)
     assert T.make_topology(topo, 3, 2) is topo
     with pytest.raises(ValueError, match="has 3 visible x 2 hidden units; the RBM has 2 visible x 3 hidden"):

@@ -11,9 +11,13 @@ images binarised once with seed 0. On these machines the data protocol is
 
 from __future__ import annotations
 
+import copy
 import csv
+import itertools
 import json
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +50,15 @@ __all__ = [
     "relative_change",
     "save_figure",
     "write_report",
+    # presets and cells
+    "FULL_EVALUATION",
+    "OFFLINE_SPLIT_NOTE",
+    "QUICK_EVALUATION",
+    "pcd15",
+    "presets",
+    "protocol_section",
+    "seed_grid",
+    "topology_cells",
 ]
 
 
@@ -328,6 +341,66 @@ class Report:
         return self.save(fig, ax, title_size=title_size)
 
     def write(self, header: list[str], rows: list[list], notes: str = "") -> Path:
-        """``NAME.md``: title, protocol, data protocol, the :func:`markdown_table` and ``notes``."""
+        """``NAME.md``: title, protocol, data protocol, the :func:`markdown_table` and ``notes``.
+
+        ``notes`` are paragraphs separated by blank lines; the line breaks inside a paragraph
+        are folded into single spaces, so notes can be written as a triple-quoted block.
+        """
         table = markdown_table(header, rows)
+        paragraphs = (" ".join(par.split()) for par in re.split(r"\n\s*\n", notes.strip()))
+        notes = "\n\n".join(par for par in paragraphs if par)
         return write_report(self.out_dir, self.name, self.title, self.protocol, table, notes)
+
+
+# the experiments' presets and cells ------------------------------------------------------------------
+QUICK_EVALUATION = {"seeds": [0], "ais_runs": 20, "ais_betas": 2000}
+FULL_EVALUATION = {"seeds": [0, 1, 2, 3, 4], "ais_runs": 100, "ais_betas": 14500}
+OFFLINE_SPLIT_NOTE = (
+    "The offline split (13,000 training digits) gives higher NLLs than full MNIST: compare orderings and "
+    "ratios, not absolute values."
+)
+
+
+def protocol_section(doc: str, end: str = "Presets:") -> str:
+    """The part of an experiment module's docstring between its ``Protocol`` heading and ``end``."""
+    if "Protocol\n--------" not in doc or end not in doc:
+        raise ValueError(f"the docstring needs a 'Protocol\\n--------' heading followed by {end!r}")
+    return doc.split("Protocol\n--------")[1].split(end)[0]
+
+
+def presets(quick: dict, full: dict) -> dict[str, dict]:
+    """``{"quick": ..., "full": ...}``: an experiment's own settings on top of the chapter's evaluation.
+
+    ``quick`` starts from :data:`QUICK_EVALUATION` (1 seed, AIS 2,000 x 20) and ``full`` from
+    :data:`FULL_EVALUATION` (5 seeds, the S&M schedule 14,500 x 100); their keys override these.
+    """
+    return {
+        "quick": {**copy.deepcopy(QUICK_EVALUATION), **quick},
+        "full": {**copy.deepcopy(FULL_EVALUATION), **full},
+    }
+
+
+def seed_grid(p: dict, *axes: str | Sequence) -> itertools.product:
+    """``(seed, value, ...)`` for every seed of preset ``p`` and every combination of the axes,
+    seeds outermost (the order of nested ``for`` loops). An axis is a key of ``p`` (its list of
+    values) or a sequence of values."""
+    return itertools.product(p["seeds"], *(p[axis] if isinstance(axis, str) else axis for axis in axes))
+
+
+def pcd15(p: dict, seed: int, *, n_hidden: int | None = None, **extra: Any) -> dict:
+    """:class:`RBMTrainConfig` fields of the chapter's PCD-15 models: ``n_hidden`` (default
+    ``p["n_hidden"]``) and ``epochs`` of preset ``p``, ``k = 15``, ``seed``, then ``extra``."""
+    n_hidden = p["n_hidden"] if n_hidden is None else n_hidden
+    return dict(n_hidden=n_hidden, epochs=p["epochs"], k=15, seed=seed, **extra)
+
+
+def topology_cells(experiment: str, p: dict, topologies: dict[str, str | None]) -> list[dict]:
+    """Cells of a 784 x 784 topology comparison: for every seed and every label of ``p["topologies"]``,
+    the PCD-15 model (:func:`pcd15`) on the topology spec ``topologies[label]`` (None: dense)."""
+    unknown = [t for t in p["topologies"] if t not in topologies]
+    if unknown:
+        raise ValueError(f"unknown topologies {unknown} for {experiment!r}; use {list(topologies)}")
+    return [
+        make_cell(experiment, p, seed, pcd15(p, seed, n_hidden=784, topology=topologies[t]), topology=t)
+        for seed, t in seed_grid(p, "topologies")
+    ]

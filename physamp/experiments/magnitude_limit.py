@@ -34,32 +34,29 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from physamp.experiments.common import Report, aggregate, make_cell, relative_change, train_and_evaluate
+from physamp.experiments import common
 
 NAME = "magnitude-limit"
 TITLE = "Magnitude limit on the parameters (thesis Fig. 3.4b)"
-PROTOCOL = __doc__.split("Protocol\n--------")[1].split("Presets:")[0]
+PROTOCOL = common.protocol_section(__doc__)
 THESIS = {
     "small": "degrades quickly (t < 1.0)",
     "large": "little effect (t ≥ 1.0)",
     None: "reference (no limit)",
 }
 THRESHOLDS = [0.1, 0.25, 0.5, 1.0, 2.0, None]
+NOTES = """
+The thesis column is qualitative: the thesis text available here gives no per-threshold numbers for
+Fig. 3.4b. Compare the shape (flat for t ≥ 1, a steep rise below) and the relative increase, not
+absolute values: the offline split (13,000 training digits) gives higher NLLs than full MNIST. 'max abs
+W' is the largest trained weight magnitude (≤ t by construction); where it stays well below t the limit
+was never active.
+"""
 
-PRESETS = {
-    "quick": dict(
-        n_hidden=100, epochs=3, thresholds=THRESHOLDS, seeds=[0], ais_runs=20, ais_betas=2000, max_train=None
-    ),
-    "full": dict(
-        n_hidden=500,
-        epochs=20,
-        thresholds=THRESHOLDS,
-        seeds=[0, 1, 2, 3, 4],
-        ais_runs=100,
-        ais_betas=14500,
-        max_train=None,
-    ),
-}
+PRESETS = common.presets(
+    quick=dict(n_hidden=100, epochs=3, thresholds=THRESHOLDS, max_train=None),
+    full=dict(n_hidden=500, epochs=20, thresholds=THRESHOLDS, max_train=None),
+)
 
 
 def thesis_note(t: float | None) -> str:
@@ -69,18 +66,14 @@ def thesis_note(t: float | None) -> str:
 
 
 def cells(p: dict) -> list[dict]:
-    out = []
-    for seed in p["seeds"]:
-        for t in p["thresholds"]:
-            train = dict(
-                n_hidden=p["n_hidden"], epochs=p["epochs"], k=15, seed=seed, max_weight=t, max_bias=t
-            )
-            out.append(make_cell(NAME, p, seed, train, threshold=t))
-    return out
+    return [
+        common.make_cell(NAME, p, seed, common.pcd15(p, seed, max_weight=t, max_bias=t), threshold=t)
+        for seed, t in common.seed_grid(p, "thresholds")
+    ]
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, result = train_and_evaluate(cell)
+    rbm, result = common.train_and_evaluate(cell)
     return {
         **result,
         "max_abs_w": float(rbm.W.detach().abs().max()),
@@ -94,14 +87,14 @@ def _label(t: float | None) -> str:
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     key = lambda c: math.inf if c["threshold"] is None else c["threshold"]  # noqa: E731
-    agg = aggregate(rows, key)
+    agg = common.aggregate(rows, key)
     base = next((m for t, m, _, _ in agg if t == math.inf), None)
     max_w: dict[float, float] = {}
     for r in rows:
         k = key(r["cell"])
         max_w[k] = max(max_w.get(k, 0.0), r["result"]["max_abs_w"])
 
-    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
     out.errorbar_plot(
         [row for row in agg if row[0] != math.inf],
         xlabel="magnitude limit t (|W|, |b|, |c| ≤ t)",
@@ -111,13 +104,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     table_rows = []
     for t, m, s, n in agg:
         tt = None if t == math.inf else t
-        table_rows.append([_label(tt), m, s, n, relative_change(m, base), f"{max_w[t]:.3g}", thesis_note(tt)])
+        rel = common.relative_change(m, base)
+        table_rows.append([_label(tt), m, s, n, rel, f"{max_w[t]:.3g}", thesis_note(tt)])
     header = ["limit t", "test NLL", "std", "seeds", "vs no limit", "max abs W", "thesis"]
-    notes = (
-        "The thesis column is qualitative: the thesis text available here gives no per-threshold "
-        "numbers for Fig. 3.4b. Compare the shape (flat for t ≥ 1, a steep rise below) and the "
-        "relative increase, not absolute values: the offline split (13,000 training digits) gives "
-        "higher NLLs than full MNIST. 'max abs W' is the largest trained weight magnitude (≤ t by "
-        "construction); where it stays well below t the limit was never active."
-    )
-    out.write(header, table_rows, notes)
+    out.write(header, table_rows, NOTES)

@@ -45,13 +45,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physamp.experiments.common import Report, aggregate, make_cell, train_and_evaluate
+from physamp.experiments import common
 
 NAME = "modern-topologies"
 TITLE = "Modern topologies: chimera vs Pegasus vs Zephyr vs dense 784x784 RBMs"
-PROTOCOL = __doc__.split("Protocol\n--------")[1].split("Presets:")[0]
+PROTOCOL = common.protocol_section(__doc__)
 THESIS = {"chimera": "138.2 (pixel blocks); 160.9 extended"}
 DENSE_CONNECTIONS = 784 * 784
+NOTES = """
+Gap closed = (NLL_chimera - NLL_topo) / (NLL_chimera - NLL_dense): 0 % is the thesis's chimera RBM,
+100 % a dense 784x784 RBM. The data protocol is the offline split (13,000 training digits), so NLLs are
+higher than the thesis's full-MNIST values: compare the ordering and the gap-closed ratios, not absolute
+values. The quick preset (1 epoch, short AIS) only shows trends; the full preset follows the thesis's
+training length.
+"""
 
 # label -> RBMTrainConfig.topology spec
 TOPOLOGIES = {
@@ -62,45 +69,21 @@ TOPOLOGIES = {
 }
 ORDER = list(TOPOLOGIES)
 
-PRESETS = {
-    "quick": dict(
-        topologies=ORDER,
-        epochs=1,
-        seeds=[0],
-        ais_runs=20,
-        ais_betas=1000,
-        max_train=None,
-        max_test=None,
-    ),
-    "full": dict(
-        topologies=ORDER,
-        epochs=20,
-        seeds=[0, 1, 2, 3, 4],
-        ais_runs=100,
-        ais_betas=14500,
-        max_train=None,
-        max_test=None,
-    ),
-}
+PRESETS = common.presets(
+    quick=dict(topologies=ORDER, epochs=1, ais_betas=1000, max_train=None, max_test=None),
+    full=dict(topologies=ORDER, epochs=20, max_train=None, max_test=None),
+)
 
 
 def cells(p: dict) -> list[dict]:
-    unknown = set(p["topologies"]) - set(TOPOLOGIES)
-    if unknown:
-        raise ValueError(f"unknown topologies {sorted(unknown)}; use {ORDER}")
-    out = []
-    for seed in p["seeds"]:
-        for name in p["topologies"]:
-            train = dict(n_hidden=784, epochs=p["epochs"], k=15, seed=seed, topology=TOPOLOGIES[name])
-            out.append(make_cell(NAME, p, seed, train, topology=name))
-    return out
+    return common.topology_cells(NAME, p, TOPOLOGIES)
 
 
 def run_cell(cell: dict) -> dict:
     import time
 
     t0 = time.perf_counter()
-    rbm, result = train_and_evaluate(cell)
+    rbm, result = common.train_and_evaluate(cell)
     return {**result, "cell_seconds": time.perf_counter() - t0, "connections": rbm.num_connections()}
 
 
@@ -112,13 +95,13 @@ def gap_closed(nll_chimera: float | None, nll_topo: float, nll_dense: float | No
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
-    agg = {k: (m, s, n) for k, m, s, n in aggregate(rows, lambda c: c["topology"])}
+    agg = {k: (m, s, n) for k, m, s, n in common.aggregate(rows, lambda c: c["topology"])}
     conns = {r["cell"]["topology"]: int(r["result"]["connections"]) for r in rows}
     names = [t for t in ORDER if t in agg]
     chim = agg.get("chimera", (None,))[0]
     dense = agg.get("dense", (None,))[0]
 
-    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
     out.errorbar_plot(
         [(t, *agg[t]) for t in names],
         x=lambda t: conns[t],
@@ -135,11 +118,4 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         gap = "" if g is None else f"{g:.1f} %"
         table_rows.append([t, f"{conns[t]:,}", share, m, s, n, gap, THESIS.get(t, "")])
     header = ["topology", "connections", "of dense", "test NLL", "std", "seeds", "gap closed"]
-    notes = (
-        "Gap closed = (NLL_chimera - NLL_topo) / (NLL_chimera - NLL_dense): 0 % is the thesis's "
-        "chimera RBM, 100 % a dense 784x784 RBM. The data protocol is the offline split (13,000 "
-        "training digits), so NLLs are higher than the thesis's full-MNIST values: compare the "
-        "ordering and the gap-closed ratios, not absolute values. The quick preset (1 epoch, short "
-        "AIS) only shows trends; the full preset follows the thesis's training length."
-    )
-    out.write(header + ["thesis (full MNIST)"], table_rows, notes)
+    out.write(header + ["thesis (full MNIST)"], table_rows, NOTES)

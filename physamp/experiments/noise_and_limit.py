@@ -45,34 +45,28 @@ from pathlib import Path
 
 import numpy as np
 
-from physamp.experiments.common import Report, aggregate, make_cell, relative_change, train_and_evaluate
+from physamp.experiments import common
 
 NAME = "noise-and-limit"
 TITLE = "Training noise x magnitude limit (thesis Fig. 3.7a)"
-PROTOCOL = __doc__.split("Protocol\n--------")[1].split("Presets:")[0]
+PROTOCOL = common.protocol_section(__doc__)
+NOTES = """
+The thesis column is qualitative: the thesis text available here gives no numbers for the Fig. 3.7a
+grid, so compare the pattern (which constraint dominates, whether the effects add) and the relative
+increases, not absolute values: the offline split (13,000 training digits) gives higher NLLs than full
+MNIST. The heat map is noise-and-limit.png.
+"""
 
-PRESETS = {
-    "quick": dict(
-        n_hidden=50,
-        epochs=3,
-        noise=[0.0, 0.1, 0.3],
-        limits=[0.5, 1.0, None],
-        seeds=[0],
-        ais_runs=20,
-        ais_betas=2000,
-        max_train=None,
-    ),
-    "full": dict(
+PRESETS = common.presets(
+    quick=dict(n_hidden=50, epochs=3, noise=[0.0, 0.1, 0.3], limits=[0.5, 1.0, None], max_train=None),
+    full=dict(
         n_hidden=500,
         epochs=20,
         noise=[0.0, 0.05, 0.1, 0.2, 0.3],
         limits=[0.25, 0.5, 1.0, 2.0, None],
-        seeds=[0, 1, 2, 3, 4],
-        ais_runs=100,
-        ais_betas=14500,
         max_train=None,
     ),
-}
+)
 
 
 def thesis_note(sigma: float, t: float | None) -> str:
@@ -88,25 +82,15 @@ def thesis_note(sigma: float, t: float | None) -> str:
 
 def cells(p: dict) -> list[dict]:
     out = []
-    for seed in p["seeds"]:
-        for sigma in p["noise"]:
-            for t in p["limits"]:
-                train = dict(
-                    n_hidden=p["n_hidden"],
-                    epochs=p["epochs"],
-                    k=15,
-                    seed=seed,
-                    max_weight=t,
-                    max_bias=t,
-                    weight_noise=float(sigma),
-                    bias_noise=float(sigma),
-                )
-                out.append(make_cell(NAME, p, seed, train, noise=float(sigma), limit=t))
+    for seed, sigma, t in common.seed_grid(p, "noise", "limits"):
+        sigma = float(sigma)
+        train = common.pcd15(p, seed, max_weight=t, max_bias=t, weight_noise=sigma, bias_noise=sigma)
+        out.append(common.make_cell(NAME, p, seed, train, noise=sigma, limit=t))
     return out
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, result = train_and_evaluate(cell)
+    rbm, result = common.train_and_evaluate(cell)
     return {**result, "max_abs_w": float(rbm.W.detach().abs().max())}
 
 
@@ -119,7 +103,7 @@ def _label(t: float) -> str:
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
-    agg = aggregate(rows, lambda c: (c["noise"], _limit_key(c["limit"])))
+    agg = common.aggregate(rows, lambda c: (c["noise"], _limit_key(c["limit"])))
     sigmas = sorted({k[0] for k, *_ in agg})
     limits = sorted({k[1] for k, *_ in agg})
     grid = np.full((len(sigmas), len(limits)), np.nan)
@@ -127,7 +111,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         grid[sigmas.index(s), limits.index(t)] = m
     base = next((m for k, m, _, _ in agg if k == (0.0, math.inf)), None)
 
-    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
     fig, ax = out.figure(1.3 * len(limits) + 2.0, 0.8 * len(sigmas) + 1.8)
     im = ax.imshow(grid, cmap="viridis_r", aspect="auto", origin="lower")
     finite = grid[np.isfinite(grid)]
@@ -147,12 +131,6 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     table_rows = []
     for (s, t), m, sd, n in agg:
         note = thesis_note(s, None if t == math.inf else t)
-        table_rows.append([f"{s:g}", _label(t), m, sd, n, relative_change(m, base), note])
+        table_rows.append([f"{s:g}", _label(t), m, sd, n, common.relative_change(m, base), note])
     header = ["noise σ", "limit t", "test NLL", "std", "seeds", "vs unconstrained", "thesis"]
-    notes = (
-        "The thesis column is qualitative: the thesis text available here gives no numbers for the "
-        "Fig. 3.7a grid, so compare the pattern (which constraint dominates, whether the effects add) "
-        "and the relative increases, not absolute values: the offline split (13,000 training digits) "
-        "gives higher NLLs than full MNIST. The heat map is noise-and-limit.png."
-    )
-    out.write(header, table_rows, notes)
+    out.write(header, table_rows, NOTES)

@@ -40,47 +40,27 @@ from pathlib import Path
 
 import numpy as np
 
-from physamp.experiments.common import (
-    Report,
-    aggregate,
-    ais_betas,
-    dataset,
-    make_cell,
-    relative_change,
-    trained_rbm,
-)
+from physamp.experiments import common
 
 NAME = "noise-at-sampling"
 TITLE = "Noise at sampling time, on the weights or on the biases (thesis Fig. 3.2a)"
-PROTOCOL = __doc__.split("Protocol\n--------")[1].split("Thesis (full")[0]
+PROTOCOL = common.protocol_section(__doc__, end="Thesis (full")
 THESIS = {
     "weights": "NLL grows fast with σ (the harmful kind)",
     "biases": "NLL grows much more slowly than with weight noise",
 }
 KINDS = ("weights", "biases")
 
-PRESETS = {
-    "quick": dict(
-        n_hidden=100, epochs=2, sigmas=[0.0, 0.05, 0.1], seeds=[0], draws=4, ais_runs=20, ais_betas=1000
-    ),
-    "full": dict(
-        n_hidden=500,
-        epochs=20,
-        sigmas=[0.0, 0.02, 0.05, 0.1, 0.15, 0.2],
-        seeds=[0, 1, 2, 3, 4],
-        draws=10,
-        ais_runs=100,
-        ais_betas=14500,
-    ),
-}
+PRESETS = common.presets(
+    quick=dict(n_hidden=100, epochs=2, sigmas=[0.0, 0.05, 0.1], draws=4, ais_betas=1000),
+    full=dict(n_hidden=500, epochs=20, sigmas=[0.0, 0.02, 0.05, 0.1, 0.15, 0.2], draws=10),
+)
 
 
 def train_config(p: dict, seed: int, sigma_train: float = 0.0) -> dict:
     """The :class:`RBMTrainConfig` fields of the chapter's PCD-15 models (shared by the noise experiments)."""
-    train = dict(n_hidden=p["n_hidden"], epochs=p["epochs"], k=15, seed=seed)
-    if sigma_train > 0:
-        train.update(weight_noise=float(sigma_train), bias_noise=float(sigma_train))
-    return train
+    sigma = float(sigma_train)
+    return common.pcd15(p, seed, **(dict(weight_noise=sigma, bias_noise=sigma) if sigma > 0 else {}))
 
 
 def expected_nll(
@@ -93,7 +73,7 @@ def expected_nll(
     """
     from physamp.ais import expected_nll_under_noise
 
-    data = dataset(data_name)
+    data = common.dataset(data_name)
     draws = 1 if weight_noise == 0 and bias_noise == 0 else int(draws)
     r = expected_nll_under_noise(
         rbm,
@@ -103,7 +83,7 @@ def expected_nll(
         num_draws=draws,
         seed=seed,
         log_z_method="ais",
-        ais_kwargs=dict(num_runs=ais["runs"], betas=ais_betas(ais["betas"]), data=data.train),
+        ais_kwargs=dict(num_runs=ais["runs"], betas=common.ais_betas(ais["betas"]), data=data.train),
     )
     nll = r.nll_per_draw.numpy()
     lo = np.array([a.log_z_lower - a.log_z for a in r.ais])
@@ -118,18 +98,37 @@ def expected_nll(
     }
 
 
+def noise_plot(
+    out: common.Report, agg: list, label, xlabel: str, *, markers: str = "os", groups=None
+) -> None:
+    """``NAME.png``: expected test NLL against the sampling noise σ, one line per series, from
+    :func:`~physamp.experiments.common.aggregate` rows keyed ``(series, σ)`` (shared with
+    ``trained-with-noise``)."""
+    out.errorbar_plot(
+        agg,
+        x=lambda key: key[1],
+        group=lambda key: key[0],
+        groups=groups,
+        label=label,
+        markers=markers,
+        xlabel=xlabel,
+        ylabel="expected test NLL (nats)",
+        title_size=8,
+    )
+
+
 def cells(p: dict) -> list[dict]:
-    out = []
-    for seed in p["seeds"]:
-        for kind in KINDS:
-            for s in p["sigmas"]:
-                cell = make_cell(NAME, p, seed, train_config(p, seed), noise_kind=kind, sigma=float(s))
-                out.append({**cell, "draws": p["draws"]})
-    return out
+    return [
+        {
+            **common.make_cell(NAME, p, seed, train_config(p, seed), noise_kind=kind, sigma=float(s)),
+            "draws": p["draws"],
+        }
+        for seed, kind, s in common.seed_grid(p, KINDS, "sigmas")
+    ]
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, train_s = trained_rbm(cell["train"], cell["data"])
+    rbm, train_s = common.trained_rbm(cell["train"], cell["data"])
     s = cell["sigma"]
     wn, bn = (s, 0.0) if cell["noise_kind"] == "weights" else (0.0, s)
     result = expected_nll(rbm, cell["data"], wn, bn, cell["draws"], cell["ais"], seed=cell["seed"])
@@ -137,24 +136,16 @@ def run_cell(cell: dict) -> dict:
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
-    agg = aggregate(rows, lambda c: (c["noise_kind"], c["sigma"]))
+    agg = common.aggregate(rows, lambda c: (c["noise_kind"], c["sigma"]))
     base = {k: m for (k, s), m, _, _ in agg if s == 0.0}
-    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
-    out.errorbar_plot(
-        agg,
-        x=lambda key: key[1],
-        group=lambda key: key[0],
-        groups=list(KINDS),
-        label=lambda kind: f"noise on the {kind}",
-        markers="os",
-        xlabel="noise σ at sampling time",
-        ylabel="expected test NLL (nats)",
-        title_size=8,
-    )
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    noise_plot(out, agg, lambda kind: f"noise on the {kind}", "noise σ at sampling time", groups=list(KINDS))
     table_rows = []
     for (kind, s), m, sd, n in agg:
         thesis = THESIS[kind] if s > 0 else "σ = 0: the noiseless model"
-        table_rows.append([kind, f"{s:g}", m, sd, n, relative_change(m, base.get(kind), nats=True), thesis])
+        table_rows.append(
+            [kind, f"{s:g}", m, sd, n, common.relative_change(m, base.get(kind), nats=True), thesis]
+        )
     header = ["noise on", "σ", "expected test NLL", "std (seeds)", "seeds", "vs σ = 0", "thesis (Fig. 3.2a)"]
     ratio = []
     for (kind, s), m, *_ in agg:
@@ -168,7 +159,6 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         "available to us (the paper's text was not found by search), so we compare the ordering: "
         "the expected NLL should grow with σ, and faster for noise on the weights than on the biases.\n\n"
         + ("Increase over σ = 0, weights vs biases: " + "; ".join(ratio) + ".\n\n" if ratio else "")
-        + "The offline split (13,000 training digits) gives higher NLLs than full MNIST: "
-        "compare orderings and ratios, not absolute values."
+        + common.OFFLINE_SPLIT_NOTE
     )
     out.write(header, table_rows, notes)

@@ -31,44 +31,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physamp.experiments.common import Report, aggregate, make_cell, relative_change, train_and_evaluate
+from physamp.experiments import common
 from physamp.experiments.noise_at_sampling import train_config
 
 NAME = "noise-during-training"
 TITLE = "Noise during training, evaluated without noise (thesis Fig. 3.4a)"
-PROTOCOL = __doc__.split("Protocol\n--------")[1].split("Thesis (full")[0]
+PROTOCOL = common.protocol_section(__doc__, end="Thesis (full")
 THESIS = "NLL grows with the training noise σ"
 
-PRESETS = {
-    "quick": dict(n_hidden=100, epochs=2, sigmas=[0.0, 0.1, 0.2], seeds=[0], ais_runs=20, ais_betas=2000),
-    "full": dict(
-        n_hidden=500,
-        epochs=20,
-        sigmas=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
-        seeds=[0, 1, 2, 3, 4],
-        ais_runs=100,
-        ais_betas=14500,
-    ),
-}
+PRESETS = common.presets(
+    quick=dict(n_hidden=100, epochs=2, sigmas=[0.0, 0.1, 0.2]),
+    full=dict(n_hidden=500, epochs=20, sigmas=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5]),
+)
 
 
 def cells(p: dict) -> list[dict]:
-    out = []
-    for seed in p["seeds"]:
-        for s in p["sigmas"]:
-            out.append(make_cell(NAME, p, seed, train_config(p, seed, s), sigma_train=float(s)))
-    return out
+    return [
+        common.make_cell(NAME, p, seed, train_config(p, seed, s), sigma_train=float(s))
+        for seed, s in common.seed_grid(p, "sigmas")
+    ]
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, result = train_and_evaluate(cell)
+    rbm, result = common.train_and_evaluate(cell)
     return {**result, "weight_abs_max": float(rbm.W.detach().abs().max())}
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
-    agg = aggregate(rows, lambda c: c["sigma_train"])
+    agg = common.aggregate(rows, lambda c: c["sigma_train"])
     base = next((m for s, m, _, _ in agg if s == 0.0), None)
-    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
     out.errorbar_plot(
         agg,
         xlabel="noise σ during training (negative phase)",
@@ -78,7 +70,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     table_rows = []
     for s, m, sd, n in agg:
         thesis = THESIS if s > 0 else "σ = 0: the regular model"
-        table_rows.append([f"{s:g}", m, sd, n, relative_change(m, base, nats=True), thesis])
+        table_rows.append([f"{s:g}", m, sd, n, common.relative_change(m, base, nats=True), thesis])
     header = ["σ_train", "test NLL (no noise)", "std (seeds)", "seeds", "vs σ = 0", "thesis (Fig. 3.4a)"]
     means = [m for _, m, _, _ in agg]
     monotone = all(b >= a for a, b in zip(means, means[1:], strict=False))
@@ -86,7 +78,6 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         f"Ordering: the NLL {'does' if monotone else 'does not'} grow monotonically with σ_train here. "
         "The thesis gives no per-point values for Fig. 3.4a in the text available to us (the "
         "paper's text was not found by search); compare the ordering and the relative increase. "
-        "The offline split (13,000 training digits) gives higher NLLs than full MNIST: compare "
-        "orderings and ratios, not absolute values."
+        + common.OFFLINE_SPLIT_NOTE
     )
     out.write(header, table_rows, notes)

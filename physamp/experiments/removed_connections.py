@@ -24,56 +24,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physamp.experiments.common import Report, aggregate, make_cell, relative_change, train_and_evaluate
+from physamp.experiments import common
 
 NAME = "removed-connections"
 TITLE = "Removed connections (thesis Fig. 3.7b)"
-PROTOCOL = __doc__.split("Protocol\n--------")[1].split("Presets:")[0]
+PROTOCOL = common.protocol_section(__doc__)
 THESIS = {0.5: "+4.3 % NLL vs dense", 0.99: "200.3 ± 0.2"}
+NOTES = """
+Compare the ordering and the relative increase with the thesis, not absolute values: the offline split
+(13,000 training digits) gives higher NLLs than full MNIST.
+"""
 
-PRESETS = {
-    "quick": dict(n_hidden=100, epochs=2, fractions=[0.0, 0.5, 0.99], seeds=[0], ais_runs=20, ais_betas=2000),
-    "full": dict(
-        n_hidden=500,
-        epochs=20,
-        fractions=[0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99],
-        seeds=[0, 1, 2, 3, 4],
-        ais_runs=100,
-        ais_betas=14500,
-    ),
-}
+PRESETS = common.presets(
+    quick=dict(n_hidden=100, epochs=2, fractions=[0.0, 0.5, 0.99]),
+    full=dict(n_hidden=500, epochs=20, fractions=[0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]),
+)
+
+
+def _topology(fraction: float) -> str | None:
+    return None if fraction == 0 else f"random:{fraction}"
 
 
 def cells(p: dict) -> list[dict]:
-    out = []
-    for seed in p["seeds"]:
-        for f in p["fractions"]:
-            train = dict(
-                n_hidden=p["n_hidden"],
-                epochs=p["epochs"],
-                k=15,
-                seed=seed,
-                topology=None if f == 0 else f"random:{f}",
-            )
-            out.append(make_cell(NAME, p, seed, train, fraction_removed=f))
-    return out
+    return [
+        common.make_cell(NAME, p, seed, common.pcd15(p, seed, topology=_topology(f)), fraction_removed=f)
+        for seed, f in common.seed_grid(p, "fractions")
+    ]
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, result = train_and_evaluate(cell)
+    rbm, result = common.train_and_evaluate(cell)
     return {**result, "connections": rbm.num_connections()}
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
-    agg = aggregate(rows, lambda c: c["fraction_removed"])
+    agg = common.aggregate(rows, lambda c: c["fraction_removed"])
     base = next((m for f, m, _, _ in agg if f == 0.0), None)
-    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
     out.errorbar_plot(agg, x=lambda f: 100 * f, xlabel="connections removed (%)")
     table_rows = [
-        [f"{100 * f:g} %", m, s, n, relative_change(m, base), THESIS.get(f, "")] for f, m, s, n in agg
+        [f"{100 * f:g} %", m, s, n, common.relative_change(m, base), THESIS.get(f, "")] for f, m, s, n in agg
     ]
-    notes = (
-        "Compare the ordering and the relative increase with the thesis, not absolute values: "
-        "the offline split (13,000 training digits) gives higher NLLs than full MNIST."
-    )
-    out.write(["removed", "test NLL", "std", "seeds", "vs dense", "thesis"], table_rows, notes)
+    out.write(["removed", "test NLL", "std", "seeds", "vs dense", "thesis"], table_rows, NOTES)

@@ -57,41 +57,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from physamp.experiments.common import Report, model_cache_dir, trained_rbm
+from physamp.experiments import common
 
 NAME = "sample-grids"
 TITLE = "Sample grids after a long Gibbs run (thesis Figs. 3.3, 3.5, 3.6, 3.8)"
-PROTOCOL = __doc__.split("Protocol\n--------")[1].split("Presets:")[0]
+PROTOCOL = common.protocol_section(__doc__)
 GRID = 10  # 10 x 10 images per grid
+NOTES = """
+No NLL here: the thesis figures are sample grids, compared by eye. The models come from the offline
+split (13,000 training digits) and the quick preset trains for a few epochs and runs {steps:,} Gibbs
+steps instead of the thesis's 100,000, so the quick grids are blurrier than the thesis's. The montage of
+every grid is sample-grids.png.
+"""
 
+QUICK = dict(
+    n_hidden=100,
+    epochs=3,
+    steps=1000,
+    sampling_noise=[0.1, 0.3],
+    train_noise=[0.1, 0.3],
+    limits=[0.5, 1.0],
+    removed=["random:0.9", "chimera"],
+    seeds=[0],
+    max_train=None,
+)
 PRESETS = {
-    "quick": dict(
-        n_hidden=100,
-        epochs=3,
-        steps=1000,
-        sampling_noise=[0.1, 0.3],
-        train_noise=[0.1, 0.3],
-        limits=[0.5, 1.0],
-        removed=["random:0.9", "chimera"],
-        seeds=[0],
-        max_train=None,
-    ),
+    "quick": QUICK,
     "full": dict(
-        n_hidden=500,
-        epochs=20,
-        steps=100_000,
-        sampling_noise=[0.1, 0.3],
-        train_noise=[0.1, 0.3],
-        limits=[0.5, 1.0],
-        removed=["random:0.9", "random:0.99", "chimera"],
-        seeds=[0],
-        max_train=None,
+        QUICK, n_hidden=500, epochs=20, steps=100_000, removed=["random:0.9", "random:0.99", "chimera"]
     ),
 }
-
-
-def _train(p: dict, seed: int, **extra) -> dict:
-    return dict(n_hidden=p["n_hidden"], epochs=p["epochs"], k=15, seed=seed, **extra)
 
 
 def cells(p: dict) -> list[dict]:
@@ -112,22 +107,29 @@ def cells(p: dict) -> list[dict]:
         )
 
     for seed in p["seeds"]:
-        regular = _train(p, seed)
+        regular = common.pcd15(p, seed)
         add("3.3", "regular, no noise", regular, seed=seed)
         for s in p["sampling_noise"]:
             add("3.3", f"regular, weight noise {s:g} at sampling", regular, wn=s, seed=seed)
             add("3.3", f"regular, bias noise {s:g} at sampling", regular, bn=s, seed=seed)
         for s in p["train_noise"]:
-            add("3.5", f"trained with noise {s:g}", _train(p, seed, weight_noise=s, bias_noise=s), s, s, seed)
+            add(
+                "3.5",
+                f"trained with noise {s:g}",
+                common.pcd15(p, seed, weight_noise=s, bias_noise=s),
+                s,
+                s,
+                seed,
+            )
         for t in p["limits"]:
-            add("3.6", f"magnitude limit {t:g}", _train(p, seed, max_weight=t, max_bias=t), seed=seed)
+            add("3.6", f"magnitude limit {t:g}", common.pcd15(p, seed, max_weight=t, max_bias=t), seed=seed)
         for topo in p["removed"]:
             if topo.startswith("chimera"):
-                train = dict(_train(p, seed, topology=topo), n_hidden=784)
+                train = common.pcd15(p, seed, n_hidden=784, topology=topo)
                 add("3.8", f"{topo} 784x784", train, seed=seed)
             elif topo.startswith("random:"):
                 frac = float(topo.split(":")[1])
-                add("3.8", f"{100 * frac:g} % removed", _train(p, seed, topology=topo), seed=seed)
+                add("3.8", f"{100 * frac:g} % removed", common.pcd15(p, seed, topology=topo), seed=seed)
             else:
                 raise ValueError(f"removed topologies are 'random:F' or 'chimera[...]', got {topo!r}")
     return out
@@ -143,7 +145,7 @@ def run_cell(cell: dict) -> dict:
     from physamp.plotting import save_image_grid
     from physamp.samplers import make_sampler
 
-    rbm, train_s = trained_rbm(cell["train"], cell["data"], max_train=cell.get("max_train"))
+    rbm, train_s = common.trained_rbm(cell["train"], cell["data"], max_train=cell.get("max_train"))
     smp = cell["sampling"]
     seed = 1000 + cell["seed"]
     if smp["weight_noise"] > 0 or smp["bias_noise"] > 0:
@@ -162,7 +164,7 @@ def run_cell(cell: dict) -> dict:
         means = rbm.p_v_given_h(s.h.to(rbm.W.dtype))
     seconds = time.perf_counter() - t0
     arr = means.detach().cpu().numpy().astype(np.float32)
-    root = model_cache_dir() / NAME
+    root = common.model_cache_dir() / NAME
     root.mkdir(parents=True, exist_ok=True)
     stem = f"{_slug(cell['setting'])}-{cell_key(cell)[:12]}"
     np.save(root / f"{stem}.npy", arr)
@@ -198,7 +200,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     n = len(entries)
     ncol = min(4, n)
     nrow = -(-n // ncol)
-    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
     fig, axes = out.figure(3.0 * ncol, 3.3 * nrow, nrows=nrow, ncols=ncol, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
@@ -228,10 +230,4 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
             ]
         )
     header = ["thesis", "setting", "model", "connections", "sampled with", "Gibbs steps", "sampling s"]
-    notes = (
-        "No NLL here: the thesis figures are sample grids, compared by eye. The models come from the "
-        "offline split (13,000 training digits) and the quick preset trains for a few epochs and runs "
-        f"{steps:,} Gibbs steps instead of the thesis's 100,000, so the quick grids are blurrier than "
-        "the thesis's. The montage of every grid is sample-grids.png."
-    )
-    out.write(header + ["grid"], table_rows, notes)
+    out.write(header + ["grid"], table_rows, NOTES.format(steps=steps))

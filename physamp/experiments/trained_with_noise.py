@@ -4,12 +4,12 @@ Protocol
 --------
 - Data: MNIST (``mnist-default``: the offline split on these machines), training
   images re-binarised at every presentation, test images binarised once (seed 0).
-- Models: 784 x ``n_hidden`` binary RBMs, PCD-15, 100 persistent chains, batch
-  100, SGD lr 0.05 → 0.005 (linear), momentum 0.5, weight decay 1e-4. The negative
-  phase runs on the simulated device with Gaussian noise of std σ_train on the
-  weights and on the biases (``RBMTrainConfig(weight_noise=σ_train,
-  bias_noise=σ_train)``, RBM space); σ_train = 0 is the regular model (the same
-  cached model as ``noise-at-sampling``).
+- Models: 784 x ``n_hidden`` binary RBMs, PCD-15, 100 persistent chains, batch 100,
+  SGD lr 0.05 → 0.005 (linear), momentum 0.5, weight decay 1e-4. The negative phase
+  runs on the simulated device with Gaussian noise of std σ_train on the weights and
+  on the biases (``RBMTrainConfig(weight_noise=σ_train, bias_noise=σ_train)``, RBM
+  space); σ_train = 0 is the regular model (the same cached model as
+  ``noise-at-sampling``).
 - Sampling: each model is sampled with Gaussian noise of std σ_sample on the
   weights and on the biases (RBM space). Quantity: the *expected* test NLL over
   ``draws`` noise draws (:func:`physamp.ais.expected_nll_under_noise`, AIS log Z
@@ -40,59 +40,50 @@ from pathlib import Path
 
 import numpy as np
 
-from physamp.experiments.common import Report, aggregate, make_cell, mean_std, trained_rbm
-from physamp.experiments.noise_at_sampling import expected_nll, train_config
+from physamp.experiments import common
+from physamp.experiments.noise_at_sampling import expected_nll, noise_plot, train_config
 
 NAME = "trained-with-noise"
 TITLE = "Trained with noise, sampled with noise (thesis Fig. 3.2b)"
-PROTOCOL = __doc__.split("Protocol\n--------")[1].split("Thesis (full")[0]
+PROTOCOL = common.protocol_section(__doc__, end="Thesis (full")
 THESIS_REDUCTION = 21.9  # % reduction of the NLL increase, training and sampling at σ = 0.10
 
-PRESETS = {
-    "quick": dict(
+PRESETS = common.presets(
+    quick=dict(
         n_hidden=100,
         epochs=2,
         train_sigmas=[0.0, 0.1],
         sample_sigmas=[0.0, 0.05, 0.1],
-        seeds=[0],
         draws=4,
-        ais_runs=20,
         ais_betas=1000,
     ),
-    "full": dict(
+    full=dict(
         n_hidden=500,
         epochs=20,
         train_sigmas=[0.0, 0.1],
         sample_sigmas=[0.0, 0.025, 0.05, 0.075, 0.1, 0.15],
-        seeds=[0, 1, 2, 3, 4],
         draws=10,
-        ais_runs=100,
-        ais_betas=14500,
     ),
-}
+)
 
 
 def cells(p: dict) -> list[dict]:
-    out = []
-    for seed in p["seeds"]:
-        for st in p["train_sigmas"]:
-            for ss in p["sample_sigmas"]:
-                out.append(
-                    make_cell(
-                        NAME,
-                        p,
-                        seed,
-                        train_config(p, seed, st),
-                        sigma_train=float(st),
-                        sigma_sample=float(ss),
-                        draws=p["draws"],
-                    )
-                )
-    return out
+    return [
+        common.make_cell(
+            NAME,
+            p,
+            seed,
+            train_config(p, seed, st),
+            sigma_train=float(st),
+            sigma_sample=float(ss),
+            draws=p["draws"],
+        )
+        for seed, st, ss in common.seed_grid(p, "train_sigmas", "sample_sigmas")
+    ]
 
 
 def run_cell(cell: dict) -> dict:
-    rbm, train_s = trained_rbm(cell["train"], cell["data"])
+    rbm, train_s = common.trained_rbm(cell["train"], cell["data"])
     s = cell["sigma_sample"]
     result = expected_nll(rbm, cell["data"], s, s, cell["draws"], cell["ais"], seed=cell["seed"])
     return {**result, "train_seconds": train_s}
@@ -123,24 +114,16 @@ def reductions(inc: dict) -> dict[tuple[float, float], float]:
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
-    agg = aggregate(rows, lambda c: (c["sigma_train"], c["sigma_sample"]))
+    agg = common.aggregate(rows, lambda c: (c["sigma_train"], c["sigma_sample"]))
     inc = increases(rows)
     red = reductions(inc)
-    out = Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
-    out.errorbar_plot(
-        agg,
-        x=lambda key: key[1],
-        group=lambda key: key[0],
-        label=lambda st: f"trained with σ = {st:g}",
-        markers="os^v",
-        xlabel="noise σ at sampling time (weights and biases)",
-        ylabel="expected test NLL (nats)",
-        title_size=8,
-    )
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    label = lambda st: f"trained with σ = {st:g}"  # noqa: E731
+    noise_plot(out, agg, label, "noise σ at sampling time (weights and biases)", markers="os^v")
 
     table_rows = []
     for (st, ss), m, sd, n in agg:
-        im, isd = mean_std(inc.get((st, ss), [float("nan")]))
+        im, isd = common.mean_std(inc.get((st, ss), [float("nan")]))
         r = red.get((st, ss))
         thesis = f"{THESIS_REDUCTION:.1f} % (mean, σ = 0.1)" if st == 0.1 and ss > 0 else ""
         reduction = "" if r is None else f"{r:.1f} %"
@@ -163,7 +146,6 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         f"Thesis: training and sampling at σ = 0.10 reduces the NLL increase by {THESIS_REDUCTION} % "
         "on average (the only number of Fig. 3.2b we use; the paper's text was not found by search).\n\n"
         "Note that training with noise also changes the σ_sample = 0 NLL of the model itself; "
-        "`noise-during-training` measures that cost. The offline split (13,000 training digits) "
-        "gives higher NLLs than full MNIST: compare orderings and ratios, not absolute values."
+        "`noise-during-training` measures that cost. " + common.OFFLINE_SPLIT_NOTE
     )
     out.write(header, table_rows, notes)

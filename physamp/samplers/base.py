@@ -83,15 +83,12 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
-from physamp.energy import RBMParams, as_params
+from physamp.energy import RBMLike, RBMParams, as_params
 from physamp.seeding import derive_seed
-
-if TYPE_CHECKING:  # the model family stands above the samplers; only its type is named here
-    from physamp.models.rbm import RBM
 
 __all__ = ["Sampler", "Composite", "Samples", "Chains", "UnknownOptionError"]
 
@@ -292,7 +289,7 @@ class Sampler(abc.ABC):
 
     def sample(
         self,
-        rbm: RBM | RBMParams,
+        rbm: RBMLike,
         num_samples: int = 1000,
         *,
         initial: Chains | Samples | torch.Tensor | None = None,

@@ -138,28 +138,17 @@ class SimulatedDevice(Composite):
         """The child's ``supports_persistent`` (the chains live in the child)."""
         return self.child.supports_persistent
 
+    def settings(self) -> dict[str, Any]:
+        """The device's noise and limits (in ``properties`` and the repr)."""
+        names = ("weight_noise", "bias_noise", "max_weight", "max_bias", "space", "deterministic")
+        return {k: getattr(self, k) for k in names}
+
     @property
     def properties(self) -> dict[str, Any]:
-        return {
-            **super().properties,
-            "weight_noise": self.weight_noise,
-            "bias_noise": self.bias_noise,
-            "max_weight": self.max_weight,
-            "max_bias": self.max_bias,
-            "space": self.space,
-            "deterministic": self.deterministic,
-        }
+        return {**super().properties, **self.settings()}
 
     def _repr_options(self) -> dict[str, Any]:
-        return {
-            "child": self.child,
-            "weight_noise": self.weight_noise,
-            "bias_noise": self.bias_noise,
-            "max_weight": self.max_weight,
-            "max_bias": self.max_bias,
-            "space": self.space,
-            "deterministic": self.deterministic,
-        }
+        return {"child": self.child, **self.settings()}
 
     @property
     def is_identity(self) -> bool:

@@ -48,7 +48,7 @@ after which ``make_topology("king", ...)``, ``RBMTrainConfig(topology="king")``,
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -170,20 +170,19 @@ def available_topologies() -> list[str]:
 
 
 def _resolve(name: str) -> TopologyFactory:
-    target = _REGISTERED.get(name) or _BUILTIN.get(name)
+    """The factory of ``name``: registered first, then built-in, then an entry point."""
+    target = _REGISTERED.get(name) or _BUILTIN.get(name) or _entry_points().get(name)
     if target is None:
-        ep = _entry_points().get(name)
-        if ep is None:
-            raise ValueError(
-                f"unknown topology {name!r}; available: {', '.join(available_topologies())} "
-                f"(a spec is NAME or NAME:ARG, e.g. chimera:extended or random:0.5). New topologies "
-                f"register with physamp.topology.register_topology or the entry-point group "
-                f"{ENTRY_POINT_GROUP!r}."
-            )
-        target = ep.load()
-    if isinstance(target, str):
-        module, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module), attr)
+        raise ValueError(
+            f"unknown topology {name!r}; available: {', '.join(available_topologies())} "
+            f"(a spec is NAME or NAME:ARG, e.g. chimera:extended or random:0.5). New topologies "
+            f"register with physamp.topology.register_topology or the entry-point group "
+            f"{ENTRY_POINT_GROUP!r}."
+        )
+    if isinstance(target, str):  # "module:callable", imported on first use
+        target = pkgutil.resolve_name(target)
+    elif not callable(target):  # an entry point (registered factories are callables or strings)
+        target = target.load()
     if not callable(target):
         raise TypeError(f"topology {name!r} resolves to {target!r}, which is not callable")
     return target

@@ -14,31 +14,8 @@ The model imports only :mod:`physamp.energy`; the trainer and AIS stand above
 the samplers they use and are imported on first use.
 """
 
-from physamp.models.rbm.model import (
-    BASE_RATE_SMOOTHING,
-    RBM,
-    RBMParams,
-    as_params,
-    base_rate_biases,
-    base_rate_log_z,
-    check_data,
-    check_finite,
-)
-
-__all__ = [
-    "RBM",
-    "RBMParams",
-    "as_params",
-    "check_finite",
-    "check_data",
-    "base_rate_biases",
-    "base_rate_log_z",
-    "BASE_RATE_SMOOTHING",
-    "RBMTrainConfig",
-    "RBMTrainer",
-    "train_and_evaluate",
-    "RBMRunResult",
-]
+from physamp.models.rbm import model as _model
+from physamp.models.rbm.model import *  # noqa: F403  (RBM, the base-rate model, check_data, ...)
 
 _LAZY = {
     "RBMTrainConfig": "physamp.models.rbm.pcd",
@@ -46,6 +23,7 @@ _LAZY = {
     "train_and_evaluate": "physamp.models.rbm.evaluate",
     "RBMRunResult": "physamp.models.rbm.evaluate",
 }
+__all__ = [*_model.__all__, *_LAZY]
 
 
 def __getattr__(name: str):

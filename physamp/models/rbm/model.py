@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from physamp.energy import RBMParams, as_params, check_finite, energy, free_energy
+from physamp.energy import LayerSizes, RBMParams, as_params, check_finite, energy, free_energy
 
 __all__ = [
     "RBM",
@@ -106,7 +106,7 @@ def _reapply_mask_post_hook(module, incompatible_keys) -> None:
     module.apply_constraints_()
 
 
-class RBM(nn.Module):
+class RBM(LayerSizes, nn.Module):
     """Bernoulli-Bernoulli RBM, ``p(v, h) ∝ exp(-E(v, h))`` with Eq. 1.32's energy.
 
     Args:
@@ -164,15 +164,7 @@ class RBM(nn.Module):
             raise ValueError(f"inconsistent RBM parameters ({str(err).splitlines()[0]})") from None
         return rbm
 
-    # --- shape and mask ---------------------------------------------------------------
-    @property
-    def n_visible(self) -> int:
-        return self.W.shape[1]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W.shape[0]
-
+    # --- mask -------------------------------------------------------------------------
     def set_mask(self, mask: torch.Tensor | None) -> None:
         """Set (or with ``None`` remove) the connectivity mask and zero masked weights."""
         if self._mask_hook is not None:
