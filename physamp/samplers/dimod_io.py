@@ -27,6 +27,7 @@ from physamp.ising import resolve_labels
 from physamp.samplers.base import Sampler, UnknownOptionError
 
 __all__ = [
+    "check_structured",
     "check_sample_kwargs",
     "call_seed",
     "sampleset_columns",
@@ -35,6 +36,22 @@ __all__ = [
     "split_units",
     "resolve_labels",
 ]
+
+
+STRUCTURED = ("sample", "nodelist", "edgelist", "properties", "parameters")
+
+
+def check_structured(sampler, what: str, hint: str) -> None:
+    """Raise ``TypeError`` unless ``sampler`` is a structured dimod sampler (a graph to place on).
+
+    ``what`` names the argument in the message; ``hint`` says how to fix it.
+    """
+    for attr in STRUCTURED:
+        if not hasattr(sampler, attr):
+            raise TypeError(
+                f"{what} must be a structured dimod sampler (with .{attr}); got "
+                f"{type(sampler).__name__}. {hint}"
+            )
 
 
 def check_sample_kwargs(

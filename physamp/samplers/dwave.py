@@ -62,7 +62,13 @@ import torch
 from physamp.energy import RBMParams
 from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising, resolve_labels
 from physamp.samplers.base import Chains, Sampler
-from physamp.samplers.dimod_io import call_seed, check_sample_kwargs, sampleset_to_units, split_units
+from physamp.samplers.dimod_io import (
+    call_seed,
+    check_sample_kwargs,
+    check_structured,
+    sampleset_to_units,
+    split_units,
+)
 
 # the token helpers live in physamp.samplers.redact; imported here by their old names, and
 # looked up here at call time (so monkeypatching physamp.samplers.dwave.token_available works)
@@ -227,13 +233,7 @@ class DWaveBackend(Sampler):
             if val is not None and not (np.isfinite(val) and val > 0):
                 raise ValueError(f"{nm} must be a positive finite number, got {val!r}")
         if sampler is not None:
-            for attr in ("sample", "nodelist", "edgelist", "properties", "parameters"):
-                if not hasattr(sampler, attr):
-                    raise TypeError(
-                        f"sampler must be a structured dimod sampler (with .{attr}); got "
-                        f"{type(sampler).__name__}. Wrap unstructured samplers with the 'dimod' "
-                        "backend."
-                    )
+            check_structured(sampler, "sampler", "Wrap unstructured samplers with the 'dimod' backend.")
             self._check_sampler_kwargs(sampler, sample_kwargs)
         self._sampler = sampler
         self._owns_sampler = False

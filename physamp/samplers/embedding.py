@@ -38,6 +38,7 @@ from typing import Any
 import dimod
 import numpy as np
 
+from physamp.samplers.dimod_io import check_structured
 from physamp.seeding import derive_seed
 
 __all__ = ["ChainEmbeddingComposite", "EmbeddingError", "default_chain_strength", "chain_break_fraction"]
@@ -95,13 +96,12 @@ class ChainEmbeddingComposite(dimod.ComposedSampler):
         seed: int | None = None,
         embedding_parameters: Mapping[str, Any] | None = None,
     ) -> None:
-        for attr in ("sample", "nodelist", "edgelist", "parameters", "properties"):
-            if not hasattr(child, attr):
-                raise TypeError(
-                    f"the child must be a structured dimod sampler (with .{attr}); got "
-                    f"{type(child).__name__}. Wrap an unstructured sampler in "
-                    "dimod.StructureComposite(sampler, nodes, edges) to give it a graph."
-                )
+        check_structured(
+            child,
+            "the child",
+            "Wrap an unstructured sampler in dimod.StructureComposite(sampler, nodes, edges) "
+            "to give it a graph.",
+        )
         if chain_strength is not None:
             _check_chain_strength(chain_strength)
         self._child = child
