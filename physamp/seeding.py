@@ -25,6 +25,7 @@ purpose             stream
 ``"device-noise"``  the simulated device's parameter noise
 ``"embedding"``     minorminer's search for an embedding
 ``"ais"``           the random draws of an AIS run
+``"noise-draws"``   the noisy models of an expected-NLL-under-noise estimate
 ==================  ==========================================================
 
 A model family adds its own purposes (``"dropout"``, ``"latent"``, ...) by name:

@@ -71,10 +71,9 @@ def _store(cache_dir: Path, cell: dict, result: dict) -> None:
 
 
 def _timed(fn: Callable[[dict], dict], cell: dict) -> dict:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
+    from physamp.training import set_threads  # the one place threads are set
 
-    torch.set_num_threads(int(os.environ.get("PHYSAMP_CELL_THREADS", "1")))
+    set_threads(int(os.environ.get("PHYSAMP_CELL_THREADS", "1")))
     t0 = time.perf_counter()
     result = dict(fn(cell))
     result.setdefault("seconds", time.perf_counter() - t0)

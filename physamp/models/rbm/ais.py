@@ -486,8 +486,8 @@ def noisy_parameters(
     Each draw is one noisy model: Gaussian noise with σ ``weight_noise`` on W and
     σ ``bias_noise`` on b and c, held fixed for that model (RBM space, as in the
     thesis §3.4). Weights that the mask removes stay zero. The draws come from a
-    CPU ``torch.Generator`` seeded with ``seed``, in the order W, b, c, so they
-    are reproducible on any device.
+    CPU ``torch.Generator`` seeded from ``seed``, in the order W, b, c, so they
+    are reproducible on any device (the stream ``derive_seed(seed, "noise-draws")``).
     """
     p = _validated_params(rbm)
     for name, val in (("weight_noise", weight_noise), ("bias_noise", bias_noise)):
@@ -495,7 +495,7 @@ def noisy_parameters(
             raise ValueError(f"{name} must be a finite σ >= 0, got {val!r}")
     if not isinstance(num_draws, int) or isinstance(num_draws, bool) or num_draws < 1:
         raise ValueError(f"num_draws must be a positive int, got {num_draws!r}")
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(derive_seed(int(seed), "noise-draws"))
     D, nh, nv = num_draws, p.n_hidden, p.n_visible
     W0, b0, c0 = (x.detach().to("cpu", torch.float64) for x in (p.W, p.b, p.c))
     W = W0 + weight_noise * torch.randn(D, nh, nv, generator=g, dtype=torch.float64)
