@@ -63,7 +63,15 @@ def energy(v: torch.Tensor, h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c
     return -lin_v - lin_h - ((h @ W) * v).sum(-1)
 
 
-def free_energy(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, beta: float = 1.0):
+def free_energy(
+    v: torch.Tensor,
+    W: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    beta: float = 1.0,
+    *,
+    paired: bool = False,
+):
     """F(v; β) = -β b·v - Σ_j softplus(β (c_j + W_j·v)) for rows ``v (N, n_visible)``.
 
     One model (``W (n_hidden, n_visible)``, ``b (n_visible,)``, ``c (n_hidden,)``)
@@ -71,8 +79,14 @@ def free_energy(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tens
     or biases ``b (D, n_visible)`` / ``c (D, n_hidden)`` with a shared ``W`` -- gives
     ``(D, N)``: every row of ``v`` under every model. The hidden-layer free energy
     ``F(h; β)`` is ``free_energy(h, W.mT, c, b, β)``. Gradients flow to every argument.
+
+    ``paired=True`` reads batched biases ``(N, n)`` the way :class:`RBMParams` does (row
+    ``i`` of ``v`` under bias row ``i``, one chain each) and gives ``(N,)``.
     """
-    if W.dim() == 2 and b.dim() == 1 and c.dim() == 1:
+    if paired and W.dim() == 2:
+        pre = v @ W.t() + c
+        lin = (v * b).sum(-1) if b.dim() == 2 else v @ b
+    elif W.dim() == 2 and b.dim() == 1 and c.dim() == 1:
         pre = torch.addmm(c, v, W.t())
         lin = v @ b
     else:
@@ -196,8 +210,9 @@ class RBMParams(LayerSizes):
         return energy(v, h, self.W, self.b, self.c)
 
     def free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """F(v) at inverse temperature β (see :func:`free_energy`)."""
-        return free_energy(v, self.W, self.b, self.c, beta)
+        """F(v) at inverse temperature β, shape ``(N,)``: row ``i`` of ``v`` under its own bias
+        row when the biases are batched (one per chain), as in :meth:`energy`."""
+        return free_energy(v, self.W, self.b, self.c, beta, paired=self.batched)
 
 
 def as_params(model) -> RBMParams:

@@ -41,7 +41,11 @@ from __future__ import annotations
 import hashlib
 import random
 
-__all__ = ["derive_seed", "seed_everything", "check_seed"]
+__all__ = ["derive_seed", "seed_everything", "check_seed", "SEEDING_VERSION"]
+
+#: Version of the derivation. A run's config records it, so a checkpoint written under
+#: another derivation (whose streams would differ) is refused instead of resumed.
+SEEDING_VERSION = 1
 
 _MASK63 = (1 << 63) - 1
 

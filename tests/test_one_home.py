@@ -226,3 +226,70 @@ def test_train_and_evaluate_is_resumable_and_its_data_is_part_of_the_run(tmp_pat
         train_and_evaluate(cfg, data, run_dir=run, **{**kw, "max_train": 150})
     memory = train_and_evaluate(cfg, data, **kw)  # no run directory: the same numbers
     assert torch.equal(memory.rbm.W, first.rbm.W)
+
+
+def test_paired_free_energy_reads_batched_biases_one_row_per_chain():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    b, c = (
+        torch.randn(4, 5, generator=g, dtype=torch.float64),
+        torch.randn(4, 3, generator=g, dtype=torch.float64),
+    )
+    v = (torch.rand(4, 5, generator=g) < 0.5).double()
+    f = RBMParams(W, b, c).free_energy(v)
+    assert f.shape == (4,)
+    for i in range(4):
+        assert float(f[i]) == pytest.approx(float(free_energy(v[i : i + 1], W, b[i], c[i])[0]), abs=1e-12)
+
+
+def test_set_is_held_to_the_flags_checks_and_none_has_one_spelling():
+    from physamp.cli import build_parser
+    from physamp.models.rbm import RBMTrainConfig
+
+    sub = build_parser()._subparsers._group_actions[0].choices["train-rbm"]
+    cfg = lambda argv: config_from_args(RBMTrainConfig, sub.parse_args(argv))  # noqa: E731
+    with pytest.raises(ValueError, match="init_std must be a positive finite number"):
+        cfg(["--set", "init_std=-1"])
+    with pytest.raises(ValueError, match="noise_space must be one of rbm, ising"):
+        cfg(["--set", "noise_space=foo"])
+    with pytest.raises(ValueError, match="num_chains must be a positive finite integer"):
+        cfg(["--set", "num_chains=0"])
+    assert cfg(["--set", "topology=none"]) == cfg(["--topology", "none"]) == cfg(["--topology", "dense"])
+    assert cfg(["--set", "max_weight=none"]).max_weight is None
+
+
+def test_metric_sums_are_float64_like_python_floats():
+    from physamp.training import TrainLoop
+
+    ints = [2**40 + i for i in range(100)]
+    floats = torch.linspace(1000.0, 1100.0, 100, dtype=torch.float32)
+
+    def step(i):
+        return {"count": torch.tensor(ints[i]), "loss": floats[i], "flag": torch.tensor(i % 2 == 0)}
+
+    rec = TrainLoop(step, total_steps=100, state={}, log_every=100, progress=False).run()[-1]
+    assert rec["count"] == sum(ints) / 100  # exact: no float32 rounding of a long window
+    assert rec["loss"] == pytest.approx(sum(float(x) for x in floats) / 100, rel=1e-15)
+    assert rec["flag"] == 0.5
+
+
+def test_old_names_are_the_moved_modules_and_a_run_records_its_seed_derivation(tmp_path):
+    import physamp.ais
+    import physamp.models.rbm.ais
+    import physamp.models.rbm.pcd
+    import physamp.models.rbm_train
+    from physamp.models.rbm import RBMTrainConfig, RBMTrainer
+    from physamp.seeding import SEEDING_VERSION
+    from physamp.training import RunDirectoryError
+
+    assert physamp.ais is physamp.models.rbm.ais and physamp.models.rbm_train is physamp.models.rbm.pcd
+    data = torch.rand(40, 6, generator=torch.Generator().manual_seed(0))
+    cfg = RBMTrainConfig(n_hidden=3, epochs=1, batch_size=10, k=1, num_chains=5)
+    tr = RBMTrainer(cfg, data)
+    assert tr.config_dict()["seeding"] == SEEDING_VERSION
+    tr.fit(run_dir=tmp_path / "r", progress=False)
+    old = json.loads((tmp_path / "r" / "config.json").read_text())
+    del old["seeding"]  # a run written under the earlier derivation
+    (tmp_path / "r" / "config.json").write_text(json.dumps(old))
+    with pytest.raises(RunDirectoryError, match="seeding"):
+        RBMTrainer(cfg, data).fit(run_dir=tmp_path / "r", progress=False)

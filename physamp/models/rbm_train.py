@@ -1,4 +1,7 @@
-"""Moved to :mod:`physamp.models.rbm.pcd`; this name is kept for existing imports."""
+"""Moved to :mod:`physamp.models.rbm.pcd`; this name is the same module object, kept for existing imports."""
 
-from physamp.models.rbm.pcd import *  # noqa: F401,F403
-from physamp.models.rbm.pcd import __all__  # noqa: F401
+import sys
+
+from physamp.models.rbm import pcd as _home
+
+sys.modules[__name__] = _home

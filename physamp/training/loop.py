@@ -112,11 +112,10 @@ class _MetricSums:
                         f"metric {k!r} is a tensor of shape {tuple(v.shape)}; a step's metrics must be "
                         "scalars (return e.g. loss.mean() or loss.detach())"
                     )
-                v = v.detach().reshape(())
-                if v.dtype in (torch.float16, torch.bfloat16):
-                    v = v.float()
-                elif v.dtype == torch.bool:
-                    v = v.to(torch.int64)
+                # summed in float64 on the device (float32 on MPS, which has no float64), as
+                # Python floats would be: no sync, and no float32 rounding of long windows
+                wide = torch.float32 if v.device.type == "mps" else torch.float64
+                v = v.detach().reshape(()).to(wide)
             else:
                 try:
                     v = float(v)

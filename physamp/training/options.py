@@ -44,6 +44,10 @@ __all__ = [
 ]
 
 
+#: what an optional field's flag or ``--set`` value may say for None
+_NONE_SPELLINGS = ("none", "null", "")
+
+
 def parse_assignments(pairs: Iterable[str] | None) -> dict[str, Any]:
     """``["steps=100", "child=neal"]`` → ``{"steps": 100, "child": "neal"}`` (Python literals or strings)."""
     out: dict[str, Any] = {}
@@ -140,7 +144,7 @@ def _unwrap_optional(tp) -> tuple[Any, bool]:
 
 def _none_or(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def inner(text: str):
-        if text.strip().lower() in ("none", "null", ""):
+        if text.strip().lower() in _NONE_SPELLINGS:
             return None
         return parse(text)
 
@@ -214,8 +218,13 @@ def add_config_arguments(
 
 
 def _coerce(name: str, value: Any, tp) -> Any:
-    """``value`` as field type ``tp`` (ints for floats allowed), or a ValueError naming ``name``."""
+    """``value`` as field type ``tp`` (ints for floats allowed), or a ValueError naming ``name``.
+
+    For an optional field the strings ``none`` / ``null`` / ``""`` mean None, as on the flag.
+    """
     inner, optional = _unwrap_optional(tp)
+    if optional and isinstance(value, str) and value.strip().lower() in _NONE_SPELLINGS:
+        value = None
     if value is None:
         if optional:
             return None
@@ -251,8 +260,29 @@ def apply_overrides(cfg, overrides: dict[str, Any] | Iterable[str]):
             f"unknown {type(cfg).__name__} field(s) {unknown}; the fields are: {', '.join(sorted(names))}"
         )
     hints = _hints(type(cfg))
-    values = {k: _coerce(k, v, hints.get(k, Any)) for k, v in overrides.items()}
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    values = {}
+    for k, v in overrides.items():
+        value = _coerce(k, v, hints.get(k, Any))
+        _check_like_the_flag(fields[k], value)
+        values[k] = value
     return dataclasses.replace(cfg, **values)
+
+
+def _check_like_the_flag(f: dataclasses.Field, value: Any) -> None:
+    """Hold a ``--set`` value to the flag's own number type and choices (None passes for optional
+    fields, which :func:`_coerce` has checked)."""
+    if value is None:
+        return
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"{f.name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    parse = f.metadata.get("type")
+    if parse is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            parse(repr(value))
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(f"{f.name} {err}") from None
 
 
 def config_from_args(config_cls, args: argparse.Namespace, **fixed: Any):

@@ -81,17 +81,19 @@ def evaluate_nll(
     ais_runs: int = 100,
     ais_betas: int | None = None,
     seed: int = 0,
+    max_train: int | None = None,
     max_test: int | None = None,
     progress: bool = False,
 ) -> tuple[NLLResult, AISResult]:
     """Test NLL of ``rbm`` on ``data`` (a :class:`~physamp.data.BinaryDataset`) by AIS.
 
-    The base-rate model comes from ``data.train``; ``ais_betas`` is the number of
-    intermediate distributions (None or 14,500: S&M's schedule). Returns
-    ``(nll, log_z)``.
+    The base-rate model comes from the training data the model saw (``data.train``, or
+    its first ``max_train`` rows); ``ais_betas`` is the number of intermediate
+    distributions (None or 14,500: S&M's schedule). Returns ``(nll, log_z)``.
     """
+    train = data.train if max_train is None else data.train[:max_train]
     log_z = estimate_log_z(
-        rbm, data=data.train, num_runs=ais_runs, betas=schedule(ais_betas), seed=seed, progress=progress
+        rbm, data=train, num_runs=ais_runs, betas=schedule(ais_betas), seed=seed, progress=progress
     )
     test = data.test if max_test is None else data.test[:max_test]
     return test_nll(rbm, test.to(rbm.W.device), log_z), log_z
@@ -146,6 +148,7 @@ def train_and_evaluate(
         ais_runs=ais_runs,
         ais_betas=ais_betas,
         seed=cfg.seed if ais_seed is None else ais_seed,
+        max_train=max_train,
         max_test=max_test,
         progress=progress,
     )

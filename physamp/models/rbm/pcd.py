@@ -33,7 +33,7 @@ import torch
 
 from physamp.models.rbm.model import BASE_RATE_SMOOTHING, RBM
 from physamp.samplers import Sampler, make_sampler
-from physamp.seeding import derive_seed
+from physamp.seeding import SEEDING_VERSION, derive_seed
 from physamp.training import BatchOrder, TrainLoop, resolve_device, to_jsonable
 from physamp.training.options import (
     nonnegative_float,
@@ -106,6 +106,14 @@ class RBMTrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.method not in ("pcd", "cd"):
             raise ValueError(f"method must be 'pcd' or 'cd', got {self.method!r}")
+        if not (
+            isinstance(self.init_std, (int, float)) and self.init_std > 0 and math.isfinite(self.init_std)
+        ):
+            raise ValueError(f"init_std must be a positive finite number, got {self.init_std!r}")
+        if self.noise_space not in ("rbm", "ising"):
+            raise ValueError(f"noise_space must be 'rbm' or 'ising', got {self.noise_space!r}")
+        if isinstance(self.topology, str) and self.topology.strip().lower() in ("", "none", "dense"):
+            self.topology = None  # one spelling of the dense RBM, so equal runs have equal configs
         if self.lr_schedule not in ("constant", "linear", "exponential"):
             raise ValueError(f"lr_schedule must be constant, linear or exponential, got {self.lr_schedule!r}")
         for name in ("max_weight", "max_bias"):
@@ -332,7 +340,12 @@ class RBMTrainer:
     def config_dict(self) -> dict[str, Any]:
         """The run's JSON description (:func:`~physamp.training.to_jsonable`: objects in
         ``sampler_options`` by their class name), with the data identity as ``"data"`` if given."""
-        out = {"model": "rbm", "n_visible": self.rbm.n_visible, **to_jsonable(self.cfg)}
+        out = {
+            "model": "rbm",
+            "n_visible": self.rbm.n_visible,
+            "seeding": SEEDING_VERSION,  # checkpoints of another seed derivation do not resume
+            **to_jsonable(self.cfg),
+        }
         if self.data_identity is not None:
             out["data"] = self.data_identity
         return out
