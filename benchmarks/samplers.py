@@ -12,7 +12,7 @@ Models
         same weight/bias distributions on the existing connections.
 
 Table: chain-steps/s (= num_chains x sweeps / wall second, end to end through
-``Sampler.sample``) for gibbs (rng int16 / uniform), simulated (σ_W = σ_b = 0.05
+``Sampler.sample``) for gibbs (rng int32 / uniform), simulated (σ_W = σ_b = 0.05
 around gibbs), neal (fixed β = 1). ``exact`` enumerates the smaller layer
 (2^500 and 2^784 states here), so it is not applicable to either model.
 
@@ -104,8 +104,10 @@ def sampler_kernel(rbm, n: int, **options):
 
 
 def random_words_fn(kernel, gen, n_units: int) -> Callable[[], object]:
-    """The kernel's raw random-number draw for ``n_units`` Bernoulli units (int16 mode)."""
-    if hasattr(gen, "int16"):  # physamp.samplers.bernoulli.Int16Bernoulli
+    """The kernel's raw random-number draw for ``n_units`` Bernoulli units (default rng mode)."""
+    if hasattr(gen, "int32"):  # physamp.samplers.bernoulli.Int32Bernoulli: two thresholds per word
+        return lambda: gen.int32(n_units)
+    if hasattr(gen, "int16"):  # the former Int16Bernoulli: four thresholds per word
         return lambda: gen.int16(n_units)
     if hasattr(kernel, "_random_int16"):
         return lambda: kernel._random_int16(n_units, gen)
@@ -153,7 +155,7 @@ def backends(cfg: dict, model: str) -> dict[str, tuple[object, int, int]]:
     n, s = cfg["gibbs"]
     rn, rs = cfg["neal_dense"] if model == "dense" else cfg["neal_chimera"]
     return {
-        "gibbs (int16)": (GibbsSampler(steps=s, rng="int16", seed=SEED), n, s),
+        "gibbs (default rng)": (GibbsSampler(steps=s, seed=SEED), n, s),
         "gibbs (uniform)": (GibbsSampler(steps=s, rng="uniform", seed=SEED), n, s),
         "simulated (gibbs, σ=0.05)": (
             SimulatedDevice("gibbs", weight_noise=0.05, bias_noise=0.05, steps=s, seed=SEED),
@@ -187,7 +189,7 @@ def measure_throughput(rbm, cfg: dict, model: str) -> dict:
 def measure_gibbs_vs_matmul(rbm, cfg: dict) -> dict:
     n, sweeps = 1000, cfg["ratio_sweeps"]
     params = rbm.params()
-    kernel, gen = sampler_kernel(rbm, n)  # rng int16, dense, the sampler's own random source
+    kernel, gen = sampler_kernel(rbm, n)  # default rng, dense, the sampler's own random source
     g = torch.Generator().manual_seed(SEED)
     vT = (torch.rand(rbm.n_visible, n, generator=g) < 0.5).float()
     hT = (torch.rand(rbm.n_hidden, n, generator=g) < 0.5).float()

@@ -2,13 +2,26 @@
 
 physamp samplers                      list the backends and their options
 physamp check-sampler NAME [-o k=v]   sample a small random RBM, compare with the exact distribution
+physamp train-rbm [options]           train an RBM and report its test NLL (resumable run directory)
+physamp ais CHECKPOINT                estimate the test NLL of a trained RBM again
+physamp sample CHECKPOINT             sample a trained RBM with any backend (a PNG grid)
+physamp experiment NAME               rerun a thesis experiment (physamp experiment list)
 physamp topology chimera 14           summarise an RBM topology (--draw FILE.png to plot it)
+
+Exit status: 0 success, 1 a failed check (check-sampler), 2 bad input or a file that cannot be
+used (one line on stderr, no traceback), 130 stopped by Ctrl-C (with where it stopped and how to
+resume). Unless ``--threads`` is given (or ``OMP_NUM_THREADS`` is set), torch runs on
+:func:`physamp.training.default_threads` threads: 1 on a 2-core machine, where 2 threads can be
+many times slower when another process is busy.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
+import textwrap
 
 from physamp.training.options import (
     add_config_arguments,
@@ -17,10 +30,25 @@ from physamp.training.options import (
     parse_assignments,
     positive_float,  # noqa: F401
     positive_int,
+    seed_int,
 )
 
 # one implementation of NAME=VALUE parsing and of the number types, shared with the config flags
 parse_options = parse_assignments
+
+#: check-sampler enumerates every state; more units than this would not fit in memory
+CHECK_SAMPLER_MAX_UNITS = 16
+
+
+class _Stopped(KeyboardInterrupt):
+    """Ctrl-C, with a sentence saying where the command stopped."""
+
+    def __init__(self, where: str):
+        super().__init__(where)
+        self.where = where
+
+    def __str__(self) -> str:
+        return self.where
 
 
 def cmd_samplers(args) -> int:
@@ -42,6 +70,12 @@ def cmd_samplers(args) -> int:
 
 
 def cmd_check_sampler(args) -> int:
+    n = args.visible + args.hidden
+    if n > CHECK_SAMPLER_MAX_UNITS:  # bad input: checked before any work
+        raise ValueError(
+            f"check-sampler enumerates all 2^(visible+hidden) states; visible + hidden is {n}, keep it "
+            f"<= {CHECK_SAMPLER_MAX_UNITS} (e.g. --visible 8 --hidden 8)"
+        )
     import numpy as np
     import torch
 
@@ -49,19 +83,17 @@ def cmd_check_sampler(args) -> int:
     from physamp.samplers import make_sampler
     from physamp.samplers.exact import enumerate_states
 
+    options = parse_options(args.option)
     g = torch.Generator().manual_seed(args.seed)
     rbm = physamp.RBM(args.visible, args.hidden)
     with torch.no_grad():
         rbm.W.copy_(torch.randn(args.hidden, args.visible, generator=g))
         rbm.b.copy_(torch.randn(args.visible, generator=g) * 0.5)
         rbm.c.copy_(torch.randn(args.hidden, generator=g) * 0.5)
-    n = args.visible + args.hidden
-    if n > 16:
-        raise SystemExit("error: check-sampler enumerates all 2^(visible+hidden) states; keep it <= 16")
     states = enumerate_states(0, 1 << n, n, dtype=torch.float32)
     logp = -rbm.energy(states[:, : args.visible], states[:, args.visible :]).detach().double()
     p = torch.softmax(logp, 0).numpy()
-    sampler = make_sampler(args.name, seed=args.seed, **parse_options(args.option))
+    sampler = make_sampler(args.name, seed=args.seed, **options)
     print(f"sampling a random {args.visible}x{args.hidden} RBM with {sampler!r} ...")
     s = sampler.sample(rbm, args.samples)
     x = torch.cat([s.v, s.h], 1).to(torch.int64).numpy()
@@ -77,11 +109,12 @@ def cmd_check_sampler(args) -> int:
 
 
 def _load_data(name: str, root: str | None, seed: int, download: bool = False):
-    from physamp.data import default_dataset, load_dataset
+    """The dataset of ``--dataset`` (``default`` is ``mnist-default``); a ``--data-root`` or
+    ``--download`` it would not use is an error (:func:`physamp.data.load_dataset`)."""
+    from physamp.data import load_dataset
 
-    if name in ("default", "mnist-default"):
-        return default_dataset(binarize_seed=seed)
-    return load_dataset(name, root=root, binarize_seed=seed, download=download)
+    return load_dataset("mnist-default" if name == "default" else name, root=root, binarize_seed=seed,
+                        download=download)  # fmt: skip
 
 
 def _sample_figure(rbm, sampler_name: str, options: dict, path, image_shape, num: int = 100, seed: int = 0):
@@ -95,9 +128,9 @@ def _sample_figure(rbm, sampler_name: str, options: dict, path, image_shape, num
     s = sampler.sample(rbm, num)
     with torch.no_grad():
         mean_v = rbm.p_v_given_h(s.h.to(rbm.W.dtype))
-    save_image_grid(
-        mean_v, path, image_shape=image_shape, nrow=10, title=f"E[v | h], h sampled by {sampler!r}"[:90]
-    )
+    # the whole sampler in the title, wrapped to the figure's width instead of cut off
+    title = textwrap.fill(f"E[v | h] of {num} chains, h sampled by {sampler!r}", width=64)
+    save_image_grid(mean_v, path, image_shape=image_shape, nrow=10, title=title)
     return s
 
 
@@ -105,13 +138,13 @@ def _load_rbm(path):
     from physamp.models.rbm import RBM
     from physamp.training import CheckpointError, checkpoint_config, load_checkpoint, load_component
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path)  # checks the layout; errors name the file
     cfg = checkpoint_config(ckpt)
     if cfg.get("model") != "rbm":
         raise CheckpointError(f"{path} does not hold an RBM (model={cfg.get('model')!r})")
     try:
         return RBM.from_state_dict(load_component(ckpt, "model")), cfg
-    except ValueError as err:
+    except (ValueError, CheckpointError) as err:
         raise CheckpointError(f"{path}: {err}") from None
 
 
@@ -129,42 +162,70 @@ def cmd_train_rbm(args) -> int:
     import torch
 
     from physamp.models.rbm import RBMTrainConfig, train_and_evaluate
-    from physamp.training import resolve_device
+    from physamp.models.rbm.evaluate import ais_settings
+    from physamp.training import Callback, TrainingInterrupted, resolve_device
 
-    data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
+    # every option is checked before any work: the config, the AIS settings, the device, the data
     cfg = config_from_args(RBMTrainConfig, args)
-    run_dir = Path(args.run_dir or f"runs/rbm-{cfg.sampler}-{data.n_features}x{cfg.n_hidden}-seed{cfg.seed}")
+    ais_settings(args.ais_runs, args.ais_betas, cfg.seed)
     device = resolve_device(args.device)
+    data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
+    run_dir = Path(args.run_dir or f"runs/rbm-{cfg.sampler}-{data.n_features}x{cfg.n_hidden}-seed{cfg.seed}")
     print(
         f"physamp train-rbm: {data.name} ({data.train.shape[0]} train / {data.test.shape[0]} test), "
         f"{data.n_features}x{cfg.n_hidden} RBM, {cfg.method.upper()}-{cfg.k} with the {cfg.sampler!r} "
         f"backend, {cfg.epochs} epochs on {device}, {torch.get_num_threads()} thread(s) -> {run_dir}"
     )
-    result = train_and_evaluate(
-        cfg,
-        data,
-        run_dir=run_dir,
-        device=device,
-        ais_runs=args.ais_runs,
-        ais_betas=args.ais_betas,
-        progress=not args.no_progress,
-        overwrite=args.overwrite,
-    )
-    shape = data.image_shape or (1, data.n_features)
-    _sample_figure(
-        result.rbm, "gibbs", {"steps": args.figure_steps}, run_dir / "samples.png", shape, seed=cfg.seed
-    )
+
+    class Trained(Callback):
+        done = False
+
+        def on_end(self, loop) -> None:
+            self.done = True
+
+    trained = Trained()
+    figure = run_dir / "samples.png"
+    try:
+        result = train_and_evaluate(
+            cfg,
+            data,
+            run_dir=run_dir,
+            device=device,
+            ais_runs=args.ais_runs,
+            ais_betas=args.ais_betas,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+            callbacks=[trained],
+        )
+        if not (result.reused and figure.exists()):
+            shape = data.image_shape or (1, data.n_features)
+            _sample_figure(result.rbm, "gibbs", {"steps": args.figure_steps}, figure, shape, seed=cfg.seed)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:
+        if trained.done:
+            raise _Stopped(
+                f"training had finished (the model is in {run_dir / 'checkpoint.pt'}); it stopped during the "
+                "AIS evaluation or the sample figure, which a rerun does again without training"
+            ) from None
+        raise _Stopped("it stopped before training began; nothing was trained") from None
     _print_nll("test NLL", result.test_nll, result.log_z, data.protocol)
+    if result.reused:
+        print(
+            f"  (stored result: {run_dir} already holds this finished run with these AIS settings, so "
+            "nothing was recomputed; other --ais-runs / --ais-betas evaluate it again, --overwrite retrains)"
+        )
     print(
-        f"outputs in {run_dir}/: checkpoint.pt, metrics.jsonl, samples.png (E[v|h] after "
-        f"{args.figure_steps} Gibbs steps), result.json, config.json"
+        f"outputs in {run_dir}/: config.json, checkpoint.pt, metrics.jsonl, samples.png (E[v|h] after "
+        f"{args.figure_steps} Gibbs steps), result.json"
     )
     return 0
 
 
 def cmd_ais(args) -> int:
-    from physamp.models.rbm.evaluate import evaluate_nll
+    from physamp.models.rbm.evaluate import ais_settings, evaluate_nll
 
+    ais_settings(args.ais_runs, args.ais_betas, args.seed)
     rbm, cfg = _load_rbm(args.checkpoint)
     data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
     if data.n_features != rbm.n_visible:
@@ -186,30 +247,39 @@ def cmd_ais(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    from pathlib import Path
+
+    options = parse_options(args.option)
     rbm, cfg = _load_rbm(args.checkpoint)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"samples-{args.sampler}.png"
     side = int(round(rbm.n_visible**0.5))
     shape = (side, side) if side * side == rbm.n_visible else (1, rbm.n_visible)
-    s = _sample_figure(
-        rbm, args.sampler, parse_options(args.option), args.out, shape, num=args.num, seed=args.seed
-    )
+    s = _sample_figure(rbm, args.sampler, options, out, shape, num=args.num, seed=args.seed)
     print(
         f"{args.num} samples from {args.sampler!r} in {s.info['time_s']:.2f} s; "
-        f"grid of E[v|h] written to {args.out}"
+        f"grid of E[v|h] written to {out}"
     )
     return 0
 
 
 def cmd_experiment(args) -> int:
-    from physamp.experiments.runner import available_experiments, load_experiment, run_experiment
+    from physamp.experiments.runner import (
+        available_experiments,
+        check_overrides,
+        load_experiment,
+        run_experiment,
+    )
 
     if args.name in (None, "list"):
         for name in available_experiments():
             exp = load_experiment(name)
             print(f"{name:24s} {exp.TITLE}  (presets: {', '.join(exp.PRESETS)})")
         return 0
-    dask = args.dask if args.dask is not None else None
-    if dask == "local":
-        dask = True
+    exp = load_experiment(args.name)  # checked before any work: the name, the preset, the overrides
+    if args.preset not in exp.PRESETS:
+        raise ValueError(f"experiment {args.name!r} has presets {sorted(exp.PRESETS)}, not {args.preset!r}")
+    overrides = check_overrides(args.name, exp.PRESETS[args.preset], parse_options(args.set))
+    dask = True if args.dask == "local" else args.dask
     summary = run_experiment(
         args.name,
         args.preset,
@@ -217,12 +287,13 @@ def cmd_experiment(args) -> int:
         workers=args.workers,
         dask=dask,
         progress=not args.no_progress,
-        overrides=parse_options(args.set),
+        overrides=overrides,
     )
     print(f"{summary['cells']} cells in {summary['seconds']:.0f} s")
     print(f"  table:  {summary['markdown']}\n  plot:   {summary['png']}\n  cells:  {summary['csv']}")
     print()
-    print(open(summary["markdown"]).read().split("**Data:**")[1].split("\n", 1)[1].strip())
+    with open(summary["markdown"]) as f:
+        print("**Data:**" + f.read().split("**Data:**", 1)[1].rstrip())
     return 0
 
 
@@ -272,6 +343,44 @@ def cmd_topology(args) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default (unless its text already says it, or there is none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        nothing = default is None or default is False or default is argparse.SUPPRESS
+        if not action.option_strings or "(default" in text or nothing:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _ExperimentHelp(argparse.Action):
+    """``physamp experiment NAME --help``: the options, then NAME's presets and the keys ``--set`` takes."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        name = getattr(namespace, "name", None)
+        print()
+        try:
+            if name in (None, "list"):
+                from physamp.experiments.runner import available_experiments
+
+                print("experiments: " + ", ".join(available_experiments()))
+                print("`physamp experiment NAME --help` shows NAME's presets and the keys --set accepts.")
+            else:
+                from physamp.experiments.runner import describe_presets
+
+                print(describe_presets(name))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            parser.exit(2)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from physamp import __version__
     from physamp.models.rbm.pcd import RBMTrainConfig
@@ -281,68 +390,108 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"physamp {__version__}")
     p.add_argument(
-        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: $OMP_NUM_THREADS if set, else physamp.training.default_threads(): "
+        "1 on a 2-core machine, at most half the cores of an idle bigger one)",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser(
-        "train-rbm", help="train an RBM with any negative-phase backend and report its test NLL"
-    )
-    s.add_argument(
-        "--dataset",
-        default="mnist-default",
-        help="mnist-default (offline split if ../shared is there, else the bundled slice), "
-        "mnist-offline, mnist-bundled, mnist, connect4",
-    )
-    s.add_argument("--data-root", default=None, help="directory with the dataset's files")
-    s.add_argument("--download", action="store_true", help="download the dataset (checksummed, cached)")
-    s.add_argument("--binarize-seed", type=int, default=0, help="seed of the test set's one-off binarisation")
+    def command(name: str, helptext: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=helptext, description=helptext, formatter_class=_HelpFormatter, **kwargs
+        )
+
+    def data_options(s: argparse.ArgumentParser) -> None:
+        s.add_argument(
+            "--dataset",
+            default="mnist-default",
+            help="mnist-default (the offline split if ../shared/datasets is there, else the bundled "
+            "slice), mnist-offline, mnist-bundled, mnist (full, IDX files), connect4",
+        )
+        s.add_argument(
+            "--data-root",
+            default=None,
+            metavar="DIR",
+            help="folder of the dataset's files (mnist: the IDX files; mnist-offline / mnist-default: the "
+            "shared datasets folder; connect4: connect-4.data); mnist-bundled takes none",
+        )
+        s.add_argument(
+            "--download", action="store_true", help="download mnist or connect4 (checksummed, cached)"
+        )
+        s.add_argument(
+            "--binarize-seed", type=seed_int, default=0, help="seed of the test set's one-off binarisation"
+        )
+
+    s = command("train-rbm", "train an RBM with any negative-phase backend and report its test NLL")
+    data_options(s)
     # every training hyper-parameter: flags, defaults and help from RBMTrainConfig's fields
     add_config_arguments(s, RBMTrainConfig)
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    s.add_argument("--run-dir", default=None, help="output directory (default runs/rbm-SAMPLER-VxH-seedS)")
+    s.add_argument(
+        "--run-dir",
+        default=None,
+        help="output directory (default runs/rbm-SAMPLER-VxH-seedS); rerunning a command resumes its run",
+    )
     s.add_argument(
         "--overwrite", action="store_true", help="start over in a run directory that holds another run"
     )
-    s.add_argument("--ais-runs", type=positive_int, default=100)
+    s.add_argument("--ais-runs", type=positive_int, default=100, help="AIS runs (importance samples)")
     s.add_argument(
         "--ais-betas",
         type=positive_int,
         default=14500,
-        help="intermediate distributions (14500: S&M schedule)",
+        help="intermediate distributions of AIS (14500: S&M's schedule)",
     )
     s.add_argument(
         "--figure-steps", type=positive_int, default=1000, help="Gibbs steps before the sample figure"
     )
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_train_rbm)
 
-    for name, helptext in (("ais", "AIS log Z and test NLL of a trained RBM checkpoint"),):
-        s = sub.add_parser(name, help=helptext)
-        s.add_argument("checkpoint")
-        s.add_argument("--dataset", default="mnist-default")
-        s.add_argument("--data-root", default=None)
-        s.add_argument("--download", action="store_true")
-        s.add_argument("--binarize-seed", type=int, default=0)
-        s.add_argument("--ais-runs", type=positive_int, default=100)
-        s.add_argument("--ais-betas", type=positive_int, default=14500)
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--no-progress", action="store_true")
-        s.set_defaults(func=cmd_ais)
+    s = command("ais", "AIS log Z and test NLL of a trained RBM checkpoint")
+    s.add_argument("checkpoint", help="a checkpoint.pt of train-rbm (or any RBM checkpoint)")
+    data_options(s)
+    s.add_argument("--ais-runs", type=positive_int, default=100, help="AIS runs (importance samples)")
+    s.add_argument(
+        "--ais-betas",
+        type=positive_int,
+        default=14500,
+        help="intermediate distributions of AIS (14500: S&M's schedule)",
+    )
+    s.add_argument("--seed", type=seed_int, default=0, help="seed of the AIS draws")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_ais)
 
-    s = sub.add_parser("sample", help="sample a trained RBM checkpoint with any backend; writes a PNG grid")
-    s.add_argument("checkpoint")
-    s.add_argument("--sampler", default="gibbs")
-    s.add_argument("-o", "--option", action="append", metavar="NAME=VALUE")
-    s.add_argument("--num", type=positive_int, default=100)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="samples.png")
+    s = command("sample", "sample a trained RBM checkpoint with any backend; writes a PNG grid")
+    s.add_argument("checkpoint", help="a checkpoint.pt of train-rbm (or any RBM checkpoint)")
+    s.add_argument("--sampler", default="gibbs", help="backend name (see `physamp samplers`)")
+    s.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="backend option, repeatable")
+    s.add_argument("--num", type=positive_int, default=100, help="number of samples (chains)")
+    s.add_argument("--seed", type=seed_int, default=0, help="seed of the sampler")
+    s.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE.png",
+        help="where to write the grid (default: samples-SAMPLER.png beside the checkpoint, in its run dir)",
+    )
     s.set_defaults(func=cmd_sample)
 
-    s = sub.add_parser("experiment", help="run a thesis experiment (`physamp experiment list` shows them)")
+    s = command(
+        "experiment",
+        "run a thesis experiment (`physamp experiment list` shows them; "
+        "`physamp experiment NAME --help` shows NAME's presets)",
+        add_help=False,
+    )
+    s.add_argument(
+        "-h", "--help", action=_ExperimentHelp, help="show this help, with NAME's presets, and exit"
+    )
     s.add_argument("name", nargs="?", default=None, help="experiment name, or 'list'")
     s.add_argument(
-        "--preset", default="quick", help="quick (minutes on a laptop) or full (the thesis's grid)"
+        "--preset",
+        default="quick",
+        help="quick (a small grid: seconds to a few minutes on 2 cores) or full (the thesis's grid: hours)",
     )
     s.add_argument("--out", default=None, help="output directory (default results/NAME/PRESET)")
     s.add_argument(
@@ -357,24 +506,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="run cells on a Dask cluster (a LocalCluster without ADDRESS)",
     )
     s.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a preset value, e.g. epochs=5"
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a preset value, e.g. epochs=5 or seeds=[0,1,2] (repeatable; "
+        "`physamp experiment NAME --help` lists the keys)",
     )
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_experiment)
 
-    s = sub.add_parser("samplers", help="list the sampler backends and their options")
+    s = command("samplers", "list the sampler backends and their options")
     s.set_defaults(func=cmd_samplers)
 
-    s = sub.add_parser("check-sampler", help="compare a backend with the exact distribution of a small RBM")
+    s = command("check-sampler", "compare a backend with the exact distribution of a small RBM")
     s.add_argument("name", help="backend name (see `physamp samplers`)")
     s.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="backend option, repeatable")
-    s.add_argument("--visible", type=positive_int, default=5)
-    s.add_argument("--hidden", type=positive_int, default=4)
-    s.add_argument("--samples", type=positive_int, default=20_000)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--visible",
+        type=positive_int,
+        default=5,
+        help=f"visible units (visible + hidden <= {CHECK_SAMPLER_MAX_UNITS})",
+    )
+    s.add_argument("--hidden", type=positive_int, default=4, help="hidden units")
+    s.add_argument("--samples", type=positive_int, default=20_000, help="samples drawn")
+    s.add_argument("--seed", type=seed_int, default=0, help="seed of the random RBM and of the backend")
     s.set_defaults(func=cmd_check_sampler)
 
-    s = sub.add_parser("topology", help="summarise (and draw) an RBM laid out on a hardware graph")
+    s = command("topology", "summarise (and draw) an RBM laid out on a hardware graph")
     s.add_argument(
         "kind",
         nargs="?",
@@ -390,20 +548,49 @@ def build_parser() -> argparse.ArgumentParser:
         "thesis's pixel-block chimera RBM, as the trainer builds it)",
     )
     s.add_argument("--list", action="store_true", help="list the registered topologies and exit")
-    s.add_argument("--pixel-mapping", default=None, choices=["pixel_blocks", "extended_pixel_blocks"])
-    s.add_argument("--draw", metavar="FILE.png", default=None)
+    s.add_argument(
+        "--pixel-mapping",
+        default=None,
+        choices=["pixel_blocks", "extended_pixel_blocks"],
+        help="how pixels map to the visible units (chimera RBM shapes)",
+    )
+    s.add_argument("--draw", metavar="FILE.png", default=None, help="draw the topology to a PNG")
     s.set_defaults(func=cmd_topology)
     return p
 
 
+def _interrupted(argv: list[str], stop: KeyboardInterrupt) -> int:
+    """Ctrl-C: one message saying where the command stopped and how to resume it; exit status 130.
+
+    Training and sweeps say where they stopped (:class:`~physamp.training.TrainingInterrupted`,
+    :class:`~physamp.experiments.sweep.SweepInterrupted`); other commands keep no state."""
+    command = shlex.join(["physamp", *argv])
+    if str(stop):
+        print(
+            f"\ninterrupted (Ctrl-C): {stop}.\nTo resume, run the same command again:\n  {command}",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"\ninterrupted (Ctrl-C); this command keeps no partial state. To run it again:\n  {command}",
+            file=sys.stderr,
+        )
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    if args.threads is not None:
+    try:
         from physamp.training import set_threads
 
-        set_threads(args.threads)
-    try:
+        if args.threads is not None:
+            set_threads(args.threads)
+        elif "OMP_NUM_THREADS" not in os.environ:
+            set_threads("auto")
         return int(args.func(args) or 0)
+    except KeyboardInterrupt as stop:
+        return _interrupted(argv, stop)
     except (ValueError, TypeError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

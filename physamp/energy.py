@@ -38,6 +38,7 @@ __all__ = [
     "HasParams",
     "as_params",
     "check_finite",
+    "check_mask",
     "energy",
     "free_energy",
 ]
@@ -109,9 +110,41 @@ def check_finite(name: str, t: torch.Tensor) -> None:
     if not torch.isfinite(t).all():
         bad = (~torch.isfinite(t)).sum().item()
         raise ValueError(
-            f"{name} holds {bad} non-finite value(s) (NaN or inf); the model cannot be "
-            "sampled. Lower the learning rate, or reload a finite checkpoint."
+            f"{name} holds {bad} non-finite value(s) (NaN or inf): the model has diverged and cannot "
+            "be sampled or evaluated; retrain with a lower learning rate, or reload a finite checkpoint"
         )
+
+
+def check_mask(mask) -> torch.Tensor:
+    """A connectivity mask as a bool tensor, or a one-line ``ValueError``.
+
+    A mask is boolean, or numbers that are exactly 0 (no connection) or 1 (a
+    connection); anything else -- NaN, -1, 0.5, complex values -- is refused instead of
+    being read as a connection. A bool tensor is returned as it is (the same object,
+    no copy, nothing scanned). The one check of a mask: :class:`RBMParams` and
+    :meth:`physamp.RBM.set_mask` call it where a mask enters them.
+    """
+    if not isinstance(mask, torch.Tensor):
+        try:
+            mask = torch.as_tensor(mask)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(
+                f"a mask must be a boolean or 0/1 array of shape (n_hidden, n_visible); "
+                f"got {type(mask).__name__} ({str(err).splitlines()[0]})"
+            ) from None
+    if mask.dtype == torch.bool:
+        return mask
+    if mask.is_complex():
+        raise ValueError(f"a mask must be boolean or hold only 0 and 1; got a {mask.dtype} tensor")
+    bad = ~((mask == 0) | (mask == 1))
+    if bool(bad.any()):
+        n_bad = int(bad.sum())
+        example = mask[bad].flatten()[0].item()
+        raise ValueError(
+            f"a mask must be boolean or hold only 0 and 1 (1 = connection); this one holds "
+            f"{n_bad} other value(s), e.g. {example!r}: fix or threshold it (mask > 0.5) first"
+        )
+    return mask.to(torch.bool)
 
 
 class LayerSizes:
@@ -133,7 +166,8 @@ class RBMParams(LayerSizes):
     """Detached RBM parameters as samplers see them.
 
     W: ``(n_hidden, n_visible)``; b: ``(n_visible,)`` or ``(N, n_visible)``;
-    c: ``(n_hidden,)`` or ``(N, n_hidden)``; mask: ``(n_hidden, n_visible)`` bool or None.
+    c: ``(n_hidden,)`` or ``(N, n_hidden)``; mask: ``(n_hidden, n_visible)`` or None,
+    given as bool or exactly 0/1 (:func:`check_mask`; stored as bool).
     A batched bias gives chain ``i`` its own bias vector ``b[i]`` (``N`` must then
     equal the number of samples requested).
     """
@@ -142,6 +176,10 @@ class RBMParams(LayerSizes):
     b: torch.Tensor
     c: torch.Tensor
     mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask is not None:
+            object.__setattr__(self, "mask", check_mask(self.mask))
 
     @property
     def device(self) -> torch.device:

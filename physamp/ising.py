@@ -134,7 +134,7 @@ def ising_to_params(ising: IsingRBM, dtype=torch.float64, device=None) -> RBMPar
     h_v, h_h, J = (np.asarray(a, dtype=np.float64) for a in (ising.h_visible, ising.h_hidden, ising.J))
     W, b, c = from_ising_arrays(h_v, h_h, J)
     as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
-    mask = None if ising.mask is None else torch.as_tensor(ising.mask, dtype=torch.bool, device=device)
+    mask = None if ising.mask is None else torch.as_tensor(ising.mask, device=device)  # RBMParams checks it
     return RBMParams(as_t(W), as_t(b), as_t(c), mask).validate()
 
 

@@ -20,8 +20,8 @@ purpose             stream
                     so that starting an epoch never draws from torch's global generator
 ``"generator"``     a sampler's torch generator on one device type
                     (``derive_seed(seed, "generator", "cpu")``, ``..., "cuda")``)
-``"words"``         the random 64-bit words of the 16-bit Bernoulli draws
-                    (:class:`physamp.samplers.bernoulli.Int16Bernoulli`)
+``"words"``         the random 64-bit words of the 32-bit threshold Bernoulli draws
+                    (:class:`physamp.samplers.bernoulli.Int32Bernoulli`)
 ``"device-noise"``  the simulated device's parameter noise
 ``"embedding"``     minorminer's search for an embedding
 ``"ais"``           the random draws of an AIS run

@@ -283,3 +283,96 @@ def test_stored_exact_log_z_of_the_784x20_fixture_is_current():
     rbm = trained_784x20()
     stored = float(torch.load(DATA / "rbm_784x20.pt")["log_z"])
     assert ais.exact_log_z(rbm) == pytest.approx(stored, abs=1e-6)
+
+
+# --- coarse schedules, large and diverged weights (issue 8, item 10) ---------------------------------
+def _reference_step(a: torch.Tensor, beta_prev: float, beta: float) -> torch.Tensor:
+    """softplus(β_{k-1} a) - softplus(β_k a) in float64; softplus(x) = max(x, 0) + log1p(e^-|x|)."""
+    a = a.double()
+
+    def sp(x):
+        return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
+
+    return sp(beta_prev * a) - sp(beta * a)
+
+
+@pytest.mark.parametrize(
+    "beta_prev, beta", [(0.0, 0.25), (0.25, 0.5), (0.75, 1.0), (0.0, 1.0), (0.5, 0.5 + 1e-5), (0.99999, 1.0)]
+)
+def test_softplus_step_bounded_form_is_finite_and_accurate_everywhere(beta_prev, beta):
+    from physamp.models.rbm.ais import _neg_softplus_step_
+
+    g = torch.Generator().manual_seed(0)
+    grid = torch.tensor([1e30, 1e8, 1e4, 300.0, 100.0, 30.0, 10.0, 1.0, 1e-3, 0.0])
+    a = torch.cat([grid, -grid, torch.randn(2000, generator=g) * 50, torch.randn(2000, generator=g) * 1e4])
+    s = torch.sigmoid(beta * a)
+    ref = _reference_step(a, beta_prev, beta)
+    got = _neg_softplus_step_(torch.empty_like(a), a, s, beta, beta_prev, bounded=True).double()
+    assert bool(torch.isfinite(got).all())
+    # float32 relative precision on the difference itself (not on the two softplus values)
+    scale = ref.abs() + 1e-6 * (beta - beta_prev)
+    assert float(((got - ref).abs() / scale).max()) < 1e-5
+    # the fast form agrees where it is used (Δβ|a| <= 1), and overflows beyond: why the switch exists
+    fast_domain = (beta - beta_prev) * a.abs() <= 1.0
+    fast = _neg_softplus_step_(torch.empty_like(a), a, s, beta, beta_prev, bounded=False).double()
+    assert float(((fast - ref).abs() / scale)[fast_domain].max()) < 1e-5
+    if beta - beta_prev >= 0.25:
+        assert not bool(torch.isfinite(fast).all())
+
+
+def _big_rbm(scale: float, seed: int = 0) -> physamp.RBM:
+    g = torch.Generator().manual_seed(seed)
+    rbm = physamp.RBM(12, 8)
+    with torch.no_grad():
+        rbm.W.copy_(torch.randn(8, 12, generator=g) * scale)
+        rbm.b.copy_(torch.randn(12, generator=g) * scale)
+        rbm.c.copy_(torch.randn(8, generator=g) * scale)
+    return rbm
+
+
+@pytest.mark.parametrize("scale", [10.0, 100.0, 1e4, 1e6])
+def test_ais_with_a_coarse_schedule_and_large_weights_is_finite(scale):
+    """5 betas and weights ~N(0, scale²): the increments used to overflow (NaN, -inf: FloatingPointError)."""
+    rbm = _big_rbm(scale)
+    res = ais.estimate_log_z(rbm, num_runs=50, betas=ais.schedule(4), seed=0)
+    assert math.isfinite(res.log_z) and math.isfinite(res.log_z_upper)
+    assert bool(torch.isfinite(res.log_weights).all())
+    # AIS's estimate of Z is unbiased, so log Z is not overestimated beyond the upper bound's slack
+    assert res.log_z <= ais.exact_log_z(rbm) + 0.05 * abs(ais.exact_log_z(rbm)) + 5
+
+
+@pytest.mark.parametrize("scale", [10.0, 100.0])
+def test_ais_with_large_weights_still_matches_enumeration_on_a_fine_schedule(scale):
+    rbm = _big_rbm(scale, seed=1)
+    exact = ais.exact_log_z(rbm)
+    res = ais.estimate_log_z(rbm, num_runs=200, betas=ais.schedule(2000), seed=2)
+    assert res.log_z_lower - 1e-3 * abs(exact) <= exact <= res.log_z_upper + 1e-3 * abs(exact)
+
+
+def test_bounded_form_steps_give_the_fast_forms_weights(monkeypatch):
+    """Forcing every step through the bounded form changes nothing but rounding (same draws)."""
+    import physamp.models.rbm.ais as home
+
+    rbm = trained_like_rbm()
+    betas = ais.schedule(300)
+    fast = ais.estimate_log_z(rbm, num_runs=40, betas=betas, seed=3)
+    monkeypatch.setattr(home, "_FAST_FORM_LIMIT", -1.0)
+    bounded = ais.estimate_log_z(rbm, num_runs=40, betas=betas, seed=3)
+    assert torch.allclose(fast.log_weights, bounded.log_weights, rtol=0, atol=2e-3)
+
+
+def test_a_model_ais_cannot_evaluate_is_refused_in_one_line():
+    for value in (float("nan"), float("inf")):
+        rbm = _big_rbm(1.0)
+        with torch.no_grad():
+            rbm.c[2] = value
+        with pytest.raises(ValueError, match="non-finite.*diverged.*lower learning rate") as err:
+            ais.estimate_log_z(rbm, num_runs=5, betas=ais.schedule(4))
+        assert "\n" not in str(err.value)
+    huge = _big_rbm(1e37)  # finite in float32, but c + W v overflows it
+    with pytest.raises(ValueError, match="cannot evaluate this model in torch.float32.*diverged") as err:
+        ais.estimate_log_z(huge, num_runs=5, betas=ais.schedule(4))
+    assert "\n" not in str(err.value)
+    # the same weights in float64 fit, and are evaluated
+    res = ais.estimate_log_z(huge.double(), num_runs=5, betas=ais.schedule(4))
+    assert math.isfinite(res.log_z)

@@ -11,7 +11,7 @@ import torch
 
 import physamp
 from physamp.energy import RBMParams, as_params, energy, free_energy
-from physamp.samplers.bernoulli import Int16Bernoulli
+from physamp.samplers.bernoulli import Int32Bernoulli
 from physamp.samplers.exact import enumerate_states, exact_log_z, log_partition
 from physamp.seeding import derive_seed
 from physamp.training.options import (
@@ -117,9 +117,9 @@ def test_derive_seed_is_stable_distinct_and_the_same_in_another_process():
         derive_seed(0, "")
 
 
-# --- the 16-bit Bernoulli draw ------------------------------------------------------------------
-def test_int16_bernoulli_frequencies_and_state_round_trip():
-    bern = Int16Bernoulli("cpu", seed=5)
+# --- the 32-bit threshold Bernoulli draw (tests/test_bernoulli.py holds its exact checks) --------
+def test_int32_bernoulli_frequencies_and_state_round_trip():
+    bern = Int32Bernoulli("cpu", seed=5)
     p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).repeat(40_000, 1)
     x = bern.sample_from_probs_(p.clone())
     freq = x.mean(0)
@@ -138,10 +138,10 @@ def test_gibbs_and_ais_draw_through_the_same_bernoulli():
     from physamp.samplers import make_sampler
 
     s = make_sampler("gibbs", steps=2, seed=0)
-    assert isinstance(s.word_generator(torch.device("cpu")), Int16Bernoulli)
+    assert isinstance(s.word_generator(torch.device("cpu")), Int32Bernoulli)
     import physamp.models.rbm.ais as ais_module
 
-    assert ais_module.Int16Bernoulli is Int16Bernoulli
+    assert ais_module.Int32Bernoulli is Int32Bernoulli
 
 
 # --- config flags ------------------------------------------------------------------------------

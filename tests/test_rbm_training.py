@@ -262,7 +262,10 @@ def test_run_with_a_sampler_object_resumes(tmp_path):
     from dwave.samplers import SimulatedAnnealingSampler
 
     def make():
-        cfg = small_cfg(sampler="dimod", epochs=1, sampler_options={"sampler": SimulatedAnnealingSampler()})
+        at_beta_1 = dict(beta_schedule_type="custom", beta_schedule=[1.0] * 10,
+                         proposal_acceptance_criteria="Gibbs", randomize_order=True)  # fmt: skip
+        options = {"sampler": SimulatedAnnealingSampler(), **at_beta_1}
+        cfg = small_cfg(sampler="dimod", epochs=1, sampler_options=options)
         return RBMTrainer(cfg, toy_data(d=6))
 
     a = make()

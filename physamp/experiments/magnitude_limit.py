@@ -2,8 +2,9 @@
 
 Protocol
 --------
-- Data: MNIST (``mnist-default``: the offline split on these machines), training
-  images re-binarised at every presentation, test images binarised once (seed 0).
+- Data: MNIST, ``mnist-default`` (the offline split where its files are found, else
+  the bundled slice; the report's **Data** line names the data the cells used),
+  training images re-binarised at every presentation, test images binarised once (seed 0).
 - Model: dense 784 x ``n_hidden`` binary RBM.
 - Training: PCD-15 (``gibbs``), 100 persistent chains, batch 100, SGD lr 0.05 → 0.005
   (linear), momentum 0.5, weight decay 1e-4. After *every* update the weights and
@@ -48,9 +49,8 @@ THRESHOLDS = [0.1, 0.25, 0.5, 1.0, 2.0, None]
 NOTES = """
 The thesis column is qualitative: the thesis text available here gives no per-threshold numbers for
 Fig. 3.4b. Compare the shape (flat for t ≥ 1, a steep rise below) and the relative increase, not
-absolute values: the offline split (13,000 training digits) gives higher NLLs than full MNIST. 'max abs
-W' is the largest trained weight magnitude (≤ t by construction); where it stays well below t the limit
-was never active.
+absolute values. 'max abs W' is the largest trained weight magnitude (≤ t by construction); where it
+stays well below t the limit was never active.
 """
 
 PRESETS = common.presets(
@@ -94,7 +94,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         k = key(r["cell"])
         max_w[k] = max(max_w.get(k, 0.0), r["result"]["max_abs_w"])
 
-    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, rows)
     out.errorbar_plot(
         [row for row in agg if row[0] != math.inf],
         xlabel="magnitude limit t (|W|, |b|, |c| ≤ t)",
@@ -105,6 +105,6 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     for t, m, s, n in agg:
         tt = None if t == math.inf else t
         rel = common.relative_change(m, base)
-        table_rows.append([_label(tt), m, s, n, rel, f"{max_w[t]:.3g}", thesis_note(tt)])
+        table_rows.append([_label(tt), m, common.spread(s, n), n, rel, f"{max_w[t]:.3g}", thesis_note(tt)])
     header = ["limit t", "test NLL", "std", "seeds", "vs no limit", "max abs W", "thesis"]
     out.write(header, table_rows, NOTES)

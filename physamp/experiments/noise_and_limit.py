@@ -2,8 +2,9 @@
 
 Protocol
 --------
-- Data: MNIST (``mnist-default``: the offline split on these machines), training
-  images re-binarised at every presentation, test images binarised once (seed 0).
+- Data: MNIST, ``mnist-default`` (the offline split where its files are found, else
+  the bundled slice; the report's **Data** line names the data the cells used),
+  training images re-binarised at every presentation, test images binarised once (seed 0).
 - Model: dense 784 x ``n_hidden`` binary RBM.
 - Training: PCD-15, 100 persistent chains, batch 100, SGD lr 0.05 → 0.005 (linear),
   momentum 0.5, weight decay 1e-4. Two device constraints at once, both on the
@@ -53,8 +54,7 @@ PROTOCOL = common.protocol_section(__doc__)
 NOTES = """
 The thesis column is qualitative: the thesis text available here gives no numbers for the Fig. 3.7a
 grid, so compare the pattern (which constraint dominates, whether the effects add) and the relative
-increases, not absolute values: the offline split (13,000 training digits) gives higher NLLs than full
-MNIST. The heat map is noise-and-limit.png.
+increases, not absolute values. The heat map is noise-and-limit.png.
 """
 
 PRESETS = common.presets(
@@ -111,7 +111,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         grid[sigmas.index(s), limits.index(t)] = m
     base = next((m for k, m, _, _ in agg if k == (0.0, math.inf)), None)
 
-    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, rows)
     fig, ax = out.figure(1.3 * len(limits) + 2.0, 0.8 * len(sigmas) + 1.8)
     im = ax.imshow(grid, cmap="viridis_r", aspect="auto", origin="lower")
     finite = grid[np.isfinite(grid)]
@@ -131,6 +131,8 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     table_rows = []
     for (s, t), m, sd, n in agg:
         note = thesis_note(s, None if t == math.inf else t)
-        table_rows.append([f"{s:g}", _label(t), m, sd, n, common.relative_change(m, base), note])
+        table_rows.append(
+            [f"{s:g}", _label(t), m, common.spread(sd, n), n, common.relative_change(m, base), note]
+        )
     header = ["noise σ", "limit t", "test NLL", "std", "seeds", "vs unconstrained", "thesis"]
     out.write(header, table_rows, NOTES)

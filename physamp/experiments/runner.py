@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -13,7 +14,14 @@ from physamp.experiments import EXPERIMENTS
 from physamp.experiments.common import write_csv
 from physamp.experiments.sweep import run_sweep
 
-__all__ = ["load_experiment", "run_experiment", "available_experiments"]
+__all__ = [
+    "load_experiment",
+    "run_experiment",
+    "available_experiments",
+    "check_overrides",
+    "describe_presets",
+    "run_cell_recording_data",
+]
 
 
 def available_experiments() -> list[str]:
@@ -57,24 +65,10 @@ def run_experiment(
     if preset not in exp.PRESETS:
         raise ValueError(f"experiment {name!r} has presets {sorted(exp.PRESETS)}, not {preset!r}")
     p = dict(exp.PRESETS[preset])
-    if overrides:
-        unknown = set(overrides) - set(p)
-        if unknown:
-            raise ValueError(f"unknown preset keys {sorted(unknown)} for {name!r}; known: {sorted(p)}")
-        for key, value in overrides.items():
-            old = p[key]
-            if isinstance(old, list) != isinstance(value, list):
-                kind = "a list, e.g. [0, 1]" if isinstance(old, list) else "a single value"
-                raise ValueError(f"preset key {key!r} of {name!r} takes {kind}; got {value!r}")
-            if (
-                isinstance(old, (int, float))
-                and not isinstance(old, bool)
-                and isinstance(value, (int, float))
-            ):
-                if old > 0 and not value > 0:
-                    raise ValueError(f"preset key {key!r} of {name!r} must be positive; got {value!r}")
-        p.update(overrides)
+    p.update(check_overrides(name, p, overrides or {}))
     cells = exp.cells(p)
+    if not cells:
+        raise ValueError(f"experiment {name!r} has no cells with these settings; every list needs a value")
     out = Path(out_dir or Path("results") / name / preset)
     out.mkdir(parents=True, exist_ok=True)
     user_cache = os.environ.get("PHYSAMP_MODEL_CACHE")
@@ -87,11 +81,63 @@ def run_experiment(
             os.environ.pop("PHYSAMP_MODEL_CACHE", None)
 
 
+def check_overrides(name: str, preset: dict, overrides: dict) -> dict:
+    """``overrides`` of experiment ``name``'s ``preset`` values (``--set KEY=VALUE``), checked against
+    them: known keys, a list for a list (with at least one value), a positive number for a
+    positive one. Returns the overrides; a ``ValueError`` says what is wrong."""
+    unknown = set(overrides) - set(preset)
+    if unknown:
+        raise ValueError(f"unknown preset keys {sorted(unknown)} for {name!r}; known: {sorted(preset)}")
+    for key, value in overrides.items():
+        old = preset[key]
+        if isinstance(old, list) != isinstance(value, list):
+            kind = "a list, e.g. [0, 1]" if isinstance(old, list) else "a single value"
+            raise ValueError(f"preset key {key!r} of {name!r} takes {kind}; got {value!r}")
+        if isinstance(value, list) and not value:
+            raise ValueError(f"preset key {key!r} of {name!r} needs at least one value, e.g. {key}={old!r}")
+        if isinstance(old, (int, float)) and not isinstance(old, bool) and isinstance(value, (int, float)):
+            if old > 0 and not value > 0:
+                raise ValueError(f"preset key {key!r} of {name!r} must be positive; got {value!r}")
+    return dict(overrides)
+
+
+def describe_presets(name: str) -> str:
+    """The presets of experiment ``name`` and their values: what ``--set KEY=VALUE`` can change."""
+    exp = load_experiment(name)
+    lines = [f"presets of {name!r} (--preset NAME; --set KEY=VALUE changes one value):"]
+    for preset, values in exp.PRESETS.items():
+        lines.append(f"  {preset}:")
+        lines += [f"    {key} = {value!r}" for key, value in values.items()]
+    return "\n".join(lines)
+
+
+def run_cell_recording_data(name: str, cell: dict) -> dict:
+    """``run_cell(cell)`` of experiment ``name``, with the data the cell used where it ran
+    (``dataset``: its name, ``num_train``: training digits): the report names that data."""
+    from physamp.experiments import common
+
+    result = dict(load_experiment(name).run_cell(cell))
+    if "data" in cell:
+        data = common.dataset(cell["data"])
+        n = int(data.train.shape[0])
+        result.setdefault("dataset", data.name)
+        result.setdefault("num_train", n if cell.get("max_train") is None else min(n, int(cell["max_train"])))
+    return result
+
+
 def _run(exp, name, preset, cells, out, workers, dask, progress) -> dict:
     if workers is None:
         workers = max(1, min(len(cells), (os.cpu_count() or 1)))
     t0 = time.perf_counter()
-    results = run_sweep(exp.run_cell, cells, out / "cache", workers=workers, dask=dask, progress=progress)
+    results = run_sweep(
+        functools.partial(run_cell_recording_data, name),
+        cells,
+        out / "cache",
+        workers=workers,
+        dask=dask,
+        progress=progress,
+        required=getattr(exp, "RESULT_KEYS", ("nll",)),
+    )
     rows = [{"cell": c, "result": r} for c, r in zip(cells, results, strict=True)]
     csv_path = write_csv([{**c, **r} for c, r in zip(cells, results, strict=True)], out / "cells.csv")
     exp.report(rows, out, preset)

@@ -3,7 +3,8 @@
 Protocol
 --------
 - Data and training: as the NLL experiments (``mnist-default``: the offline split
-  on these machines; PCD-15, 100 persistent chains, batch 100, SGD lr 0.05 → 0.005
+  where its files are found, else the bundled slice; the report's **Data** line names
+  the data the cells used; PCD-15, 100 persistent chains, batch 100, SGD lr 0.05 → 0.005
   linear, momentum 0.5, weight decay 1e-4), 784 x ``n_hidden`` binary RBMs.
 - Settings (one grid each):
 
@@ -63,9 +64,10 @@ NAME = "sample-grids"
 TITLE = "Sample grids after a long Gibbs run (thesis Figs. 3.3, 3.5, 3.6, 3.8)"
 PROTOCOL = common.protocol_section(__doc__)
 GRID = 10  # 10 x 10 images per grid
+RESULT_KEYS = ("png", "npy")  # what every cell's result holds (no NLL here)
 NOTES = """
-No NLL here: the thesis figures are sample grids, compared by eye. The models come from the offline
-split (13,000 training digits) and the quick preset trains for a few epochs and runs {steps:,} Gibbs
+No NLL here: the thesis figures are sample grids, compared by eye. The models trained on the data
+named above and the quick preset trains for a few epochs and runs {steps:,} Gibbs
 steps instead of the thesis's 100,000, so the quick grids are blurrier than the thesis's. The montage of
 every grid is sample-grids.png.
 """
@@ -200,7 +202,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
     n = len(entries)
     ncol = min(4, n)
     nrow = -(-n // ncol)
-    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL)
+    out = common.Report(out_dir, NAME, f"{TITLE} [{preset}]", PROTOCOL, rows)
     fig, axes = out.figure(3.0 * ncol, 3.3 * nrow, nrows=nrow, ncols=ncol, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()

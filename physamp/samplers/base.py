@@ -42,6 +42,14 @@ options in ``parameters``. It returns ``(v, h, info)``; the base class checks
 shapes, moves the result to the RBM's device and dtype, keeps persistent
 chains, times the call and fills ``info["backend"]``.
 
+The inverse temperature ``beta`` is the protocol's: a backend that has one
+stores it as ``self.beta`` (the base class checks it there, when it is set) and
+lists ``"beta"`` in ``parameters`` to take it per call (checked by ``sample``
+before ``_sample`` sees it). Either way it is a positive finite real number
+(:func:`check_beta`); NaN, ±inf, 0, negative values and non-numbers are refused
+with one message, for every backend. ``num_samples`` is any integral number
+``>= 1`` (Python or numpy integers; not a bool) and reaches ``_sample`` as an ``int``.
+
 A backend that continues Markov chains sets ``uses_chains = True`` and declares
 what a trainer needs to run it as PCD-k / CD-k: ``steps_option``, the name of its
 constructor option for the number of sweeps per call (``"steps"`` for ``gibbs``,
@@ -81,6 +89,8 @@ Third-party backends register by name through the entry-point group
 from __future__ import annotations
 
 import abc
+import math
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -90,7 +100,7 @@ import torch
 from physamp.energy import RBMLike, RBMParams, as_params
 from physamp.seeding import derive_seed
 
-__all__ = ["Sampler", "Composite", "Samples", "Chains", "UnknownOptionError"]
+__all__ = ["Sampler", "Composite", "Samples", "Chains", "UnknownOptionError", "check_beta"]
 
 
 class UnknownOptionError(TypeError):
@@ -159,10 +169,60 @@ class Samples:
         return Chains(self._v, self._h)
 
 
+def check_beta(beta, name: str = "beta") -> float:
+    """``beta`` as a float if it is a valid inverse temperature, else a one-line ``ValueError``.
+
+    Valid: a real number (Python, numpy or a one-element tensor; not a bool) that is
+    finite and > 0. This is the one check of β for every backend (:class:`Sampler`
+    applies it to ``self.beta`` and to a per-call ``beta``).
+    """
+    value = beta
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"{name} must be a positive finite number (an inverse temperature, 1 for the model "
+            f"itself), got {beta!r} of type {type(beta).__name__}"
+        )
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"{name} must be a positive finite number (an inverse temperature, 1 for the model "
+            f"itself), got {value!r}"
+        )
+    return value
+
+
+class _Beta:
+    """The ``beta`` attribute of every sampler: checked by :func:`check_beta` when it is set.
+
+    Reading it on a backend that never set one raises ``AttributeError``, as for any
+    missing attribute (so ``hasattr(sampler, "beta")`` tells whether a backend has one).
+    """
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(obj).__name__!r} sampler has no {self.name!r}") from None
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = check_beta(value, self.name)
+
+
 def _check_num_samples(num_samples) -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    return num_samples
+    """``num_samples`` as an int: any integral number >= 1 (Python or numpy ints), not a bool."""
+    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
+        raise ValueError(
+            f"num_samples must be a positive integer, got {num_samples!r} "
+            f"of type {type(num_samples).__name__}"
+        )
+    return int(num_samples)
 
 
 def _initial_to_chains(initial, params: RBMParams, num_samples: int) -> Chains:
@@ -210,6 +270,8 @@ class Sampler(abc.ABC):
 
     name: ClassVar[str] = "sampler"
     parameters: ClassVar[dict[str, str]] = {}
+    #: The inverse temperature of a backend that has one (checked when set; see :func:`check_beta`).
+    beta = _Beta()
     uses_chains: ClassVar[bool] = False
     steps_option: ClassVar[str | None] = None
     supports_persistent: ClassVar[bool] = False
@@ -280,6 +342,7 @@ class Sampler(abc.ABC):
 
     # --- the call ---------------------------------------------------------------------
     def _check_overrides(self, overrides: dict[str, Any]) -> None:
+        """Refuse unknown per-call options (a backend may widen what it accepts)."""
         unknown = sorted(set(overrides) - set(self.parameters))
         if unknown:
             valid = ", ".join(sorted(self.parameters)) or "(none)"
@@ -298,6 +361,8 @@ class Sampler(abc.ABC):
         """Draw ``num_samples`` joint samples of ``rbm``; returns :class:`Samples`."""
         num_samples = _check_num_samples(num_samples)
         self._check_overrides(overrides)
+        if "beta" in overrides:  # the protocol's inverse temperature, for every backend
+            overrides["beta"] = check_beta(overrides["beta"])
         params = as_params(rbm).validate()
         if params.batched and params.batch_size != num_samples:
             raise ValueError(

@@ -35,7 +35,17 @@ import torch
 from physamp.energy import RBMParams
 from physamp.ising import IsingRBM, ising_to_bqm, rbm_to_ising, resolve_labels
 from physamp.samplers.base import Chains, Sampler
-from physamp.samplers.dimod_io import call_seed, check_sample_kwargs, sampleset_to_units, split_units
+from physamp.samplers.dimod_io import (
+    HANDFUL,
+    call_seed,
+    check_sample_kwargs,
+    collapse_warning,
+    flip_energies,
+    optimiser_reason,
+    sampleset_to_units,
+    split_units,
+    warn_not_boltzmann,
+)
 
 __all__ = ["DimodBackend", "sampleset_to_units", "topology_labels"]
 
@@ -99,13 +109,27 @@ class DimodBackend(Sampler):
         self.labels = labels
         self.beta = float(beta)
         self.sample_kwargs = dict(sample_kwargs)
+        self._warn_if_optimiser(self.sample_kwargs)
         # per-call overrides: the wrapped sampler's parameters (less those set here)
         self.parameters = {
             k: "parameter of the wrapped dimod sampler" for k in sampler.parameters if k not in self._MANAGED
         }
 
+    def _warn_if_optimiser(self, kwargs: dict[str, Any]) -> bool:
+        """Warn (:class:`~physamp.samplers.dimod_io.NotBoltzmannWarning`) when the wrapped sampler,
+        called with ``kwargs``, is an optimiser by construction; return whether it is."""
+        why = optimiser_reason(self.sampler, kwargs)
+        if why is not None:
+            warn_not_boltzmann(f"the 'dimod' backend will not return Boltzmann samples of the RBM: {why}.")
+        return why is not None
+
     def _repr_options(self) -> dict[str, Any]:
         return {"sampler": type(self.sampler).__name__, "beta": self.beta, **self.sample_kwargs}
+
+    def __repr__(self) -> str:
+        from physamp.samplers.redact import redact
+
+        return redact(super().__repr__())  # a token among the sampler's kwargs stays hidden
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -135,6 +159,8 @@ class DimodBackend(Sampler):
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         labels = resolve_labels(self.labels, params.n_visible, params.n_hidden)
         kwargs = {**self.sample_kwargs, **overrides}
+        if overrides and optimiser_reason(self.sampler, self.sample_kwargs) is None:
+            self._warn_if_optimiser(kwargs)  # the per-call options made it one
         bqms = self._bqms(params, labels)
         reads = num_samples if len(bqms) == 1 else 1  # batched biases: one read per BQM
         rows, energies, ss_info = [], [], {}
@@ -148,7 +174,8 @@ class DimodBackend(Sampler):
             rows.append(x[:reads])
             energies.append(bqm.energies((2 * x[:reads] - 1, labels)))
             ss_info = dict(ss.info)
-        v, h = split_units(np.concatenate(rows, axis=0), params.n_visible)
+        x = np.concatenate(rows, axis=0)
+        v, h = split_units(x, params.n_visible)
         info = {
             "sampler": type(self.sampler).__name__,
             "beta": self.beta,
@@ -156,4 +183,10 @@ class DimodBackend(Sampler):
             "energy": np.concatenate(energies),
             "sampleset_info": ss_info,
         }
+        if len(bqms) == 1 and np.unique(x, axis=0).shape[0] <= HANDFUL:
+            spins = 2.0 * x - 1.0
+            why = collapse_warning(spins, flip_energies(bqms[0], spins, labels), beta=1.0)
+            if why is not None:  # the BQM already carries beta: its samples should be exp(-E_bqm)
+                info["collapse_warning"] = why
+                warn_not_boltzmann(f"'dimod' backend: {why}.")
         return v, h, info

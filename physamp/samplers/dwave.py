@@ -8,11 +8,20 @@ dimod's SPIN convention) and is programmed as ``prefactor · (h, J)`` with
 scale. A device that samples ``p ∝ exp(-β_eff · E_programmed)`` then samples the
 RBM at ``β_model = β_eff · prefactor``. ``prefactor`` defaults to ``1 / beta_eff``
 when a (believed) ``beta_eff`` is given, so that β_model ≈ 1, and to 1.0 otherwise.
-Programmed values outside the solver's ``h_range`` / ``j_range`` raise
-``ValueError`` before anything is submitted. With ``estimate_temperature`` the
-device's β_eff is measured on every call by maximum pseudo-likelihood
-(``dwave.system.temperatures.maximum_pseudolikelihood_temperature``) and reported
-as ``info["beta_eff"]`` with ``info["beta_model"] = beta_eff · prefactor``.
+Programmed values outside the solver's ``h_range`` / ``j_range``, and NaNs, raise
+``ValueError`` before anything is submitted; the ``max_prefactor`` a
+:meth:`DWaveBackend.dry_run` reports is the largest one ``sample`` accepts. With
+``estimate_temperature`` the device's β_eff is measured on every call by maximum
+pseudo-likelihood (:func:`physamp.samplers.dimod_io.estimate_beta`: the estimator of
+``dwave.system.temperatures.maximum_pseudolikelihood_temperature``, solved by a
+bracketed root search that cannot run away or divide by zero) and reported as
+``info["beta_eff"]`` with ``info["beta_model"] = beta_eff · prefactor``; when the
+samples cannot give one, ``info["beta_eff_error"]`` says why in one sentence.
+
+A :class:`~physamp.samplers.dimod_io.NotBoltzmannWarning` is given when the sampler
+is an optimiser by construction (a ``MockDWaveSampler`` with its default,
+steepest-descent substitute), when β_eff comes out infinite (every read a local
+minimum), and when the reads collapse to a handful of minima.
 
 Placing the units
 -----------------
@@ -39,8 +48,10 @@ Reads above the solver's ``num_reads_range`` are split over several calls;
 
 Without a sampler, ``dwave.system.DWaveSampler(solver=solver)`` is built at first
 use; a Leap API token must then be configured (``export DWAVE_API_TOKEN=...`` or
-``dwave config create``). The token is never stored, printed, logged, put in a
-repr, ``info``, a report or an exception. Check a job without submitting it::
+``dwave config create``) or given (``token=...``). The token is never written,
+printed or logged, nor put in a repr (``token=<redacted>``), a config, ``info``, a
+report or an exception (:mod:`physamp.samplers.redact`). Check a job without
+submitting it::
 
     backend = DWaveBackend(topology=chimera_rbm(16), prefactor=0.5)
     print(backend.dry_run(rbm, num_samples=10_000))
@@ -53,6 +64,7 @@ Gibbs acceptance (it then samples ``exp(-E_programmed)`` exactly, β_eff = 1).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,17 +75,26 @@ from physamp.energy import RBMParams
 from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising, resolve_labels
 from physamp.samplers.base import Chains, Sampler
 from physamp.samplers.dimod_io import (
+    HANDFUL,
+    NotBoltzmannWarning,  # noqa: F401  (importable from here)
     call_seed,
     check_sample_kwargs,
     check_structured,
+    collapse_warning,
+    estimate_beta,
+    flip_energies,
+    optimiser_reason,
     sampleset_to_units,
     split_units,
+    warn_not_boltzmann,
 )
 
 # the token helpers live in physamp.samplers.redact; imported here by their old names, and
 # looked up here at call time (so monkeypatching physamp.samplers.dwave.token_available works)
 from physamp.samplers.redact import (  # noqa: F401  (re-exported)
     _TOKEN_PATTERN,
+    REDACTED,
+    Secret,
     _config_token,
     _redact,
     install_log_redaction,
@@ -82,6 +103,9 @@ from physamp.samplers.redact import (  # noqa: F401  (re-exported)
 )
 
 __all__ = ["DWaveBackend", "DryRunReport", "MissingTokenError", "DWaveConnectionError"]
+
+# before anything of Ocean runs: its cloud client logs its configuration, token included
+install_log_redaction()
 
 _TOKEN_HELP = (
     "No D-Wave Leap API token is configured, so DWaveSampler cannot be built. Set one with "
@@ -121,6 +145,63 @@ def _max_scale(values: np.ndarray, lo: float, hi: float) -> float:
     return s
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _positive_number(name: str, value) -> float:
+    """``value`` as a float, or ``ValueError`` unless it is a positive finite real (not a bool)."""
+    if not _is_real(value) or not (math.isfinite(value) and value > 0):
+        kind = "" if _is_real(value) else f" of type {type(value).__name__}"
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}{kind}")
+    return float(value)
+
+
+def _check_range(name: str, value, where: str = "") -> tuple[float, float]:
+    """``(low, high)`` as floats, or ``ValueError`` unless finite reals with ``low < 0 < high``."""
+    try:
+        lo, hi = value
+    except (TypeError, ValueError):
+        lo = hi = None
+    if not (_is_real(lo) and _is_real(hi) and math.isfinite(lo) and math.isfinite(hi) and lo < 0 < hi):
+        raise ValueError(
+            f"{name}{where} must be a pair (low, high) of finite numbers with low < 0 < high, got "
+            f"{value!r}; a NaN or reversed range would disable the range check"
+        )
+    return float(lo), float(hi)
+
+
+def _check_reads_cap(value) -> int | None:
+    """``num_reads_per_call``: None or a positive integer (a bool is not a number of reads)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(
+            f"num_reads_per_call must be a positive integer (reads per solver call) or None, got {value!r}"
+        )
+    return int(value)
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _floor_sig(x: float, digits: int = 4) -> float:
+    """``x > 0`` rounded *down* to ``digits`` significant digits (a bound that stays a bound)."""
+    if not (math.isfinite(x) and x > 0):
+        return x
+    e = math.floor(math.log10(x)) - digits + 1
+    y = math.floor(x / 10.0**e) * 10.0**e
+    return y if y <= x else math.nextafter(y, 0.0)
+
+
+def _out_of_range(values: np.ndarray, lo: float, hi: float) -> bool:
+    """Whether any value lies outside ``[lo, hi]`` (NaN counts as outside)."""
+    return bool(values.size) and not bool(((values >= lo) & (values <= hi)).all())
+
+
 @dataclass
 class DryRunReport:
     """Everything :meth:`DWaveBackend.dry_run` checked; nothing was submitted."""
@@ -156,7 +237,7 @@ class DryRunReport:
         for k, v in self.to_dict().items():
             if k not in ("sampler", "solver"):
                 lines.append(f"  {k:20s} {v}")
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
 
 @dataclass
@@ -191,6 +272,9 @@ class DWaveBackend(Sampler):
         num_reads_per_call: cap on reads per call (default: ``num_reads_range`` max).
         estimate_temperature: measure β_eff by maximum pseudo-likelihood on each call.
         solver: solver name or filter for the lazily built ``DWaveSampler``.
+        token: a Leap API token for the lazily built ``DWaveSampler`` (default: the one
+            in ``DWAVE_API_TOKEN`` or the dwave config file). It is accepted but never
+            shown: reprs, configs, checkpoints, logs and errors hold ``<redacted>``.
         seed: seeds minorminer (and the sampler, if it has a ``seed`` parameter).
         **sample_kwargs: solver parameters for every call (``annealing_time``, ...).
 
@@ -223,15 +307,29 @@ class DWaveBackend(Sampler):
         num_reads_per_call: int | None = None,
         estimate_temperature: bool = True,
         solver: str | dict | None = None,
+        token: str | None = None,
         seed: int | None = None,
         **sample_kwargs: Any,
     ) -> None:
         super().__init__(seed=seed)
+        # the token first: whatever fails below, no message can hold it
+        self._token = None if token is None else Secret(token)
+        if self._token is not None and sampler is not None:
+            raise ValueError(
+                "token is used only to build DWaveSampler; a sampler was given, so drop the token "
+                "(or drop the sampler to connect with the token)"
+            )
         if topology is not None and embedding is not None:
             raise ValueError("give either a topology (one qubit per unit) or an embedding (chains)")
-        for nm, val in (("prefactor", prefactor), ("beta_eff", beta_eff)):
-            if val is not None and not (np.isfinite(val) and val > 0):
-                raise ValueError(f"{nm} must be a positive finite number, got {val!r}")
+        from physamp.samplers.embedding import _check_chain_strength
+
+        self.prefactor = None if prefactor is None else _positive_number("prefactor", prefactor)
+        self.beta_eff = None if beta_eff is None else _positive_number("beta_eff", beta_eff)
+        self.chain_strength = None if chain_strength is None else _check_chain_strength(chain_strength)
+        self.h_range = None if h_range is None else _check_range("h_range", h_range)
+        self.j_range = None if j_range is None else _check_range("j_range", j_range)
+        self.num_reads_per_call = _check_reads_cap(num_reads_per_call)
+        self.estimate_temperature = _check_flag("estimate_temperature", estimate_temperature)
         if sampler is not None:
             check_structured(sampler, "sampler", "Wrap unstructured samplers with the 'dimod' backend.")
             self._check_sampler_kwargs(sampler, sample_kwargs)
@@ -240,15 +338,15 @@ class DWaveBackend(Sampler):
         self._embedder = None  # ChainEmbeddingComposite around the solver, built on first use
         self.topology = topology
         self.embedding = embedding
-        self.chain_strength = chain_strength
-        self.prefactor = prefactor
-        self.beta_eff = beta_eff
-        self.h_range = None if h_range is None else tuple(float(x) for x in h_range)
-        self.j_range = None if j_range is None else tuple(float(x) for x in j_range)
-        self.num_reads_per_call = num_reads_per_call
-        self.estimate_temperature = bool(estimate_temperature)
         self.solver = solver
         self.sample_kwargs = dict(sample_kwargs)
+        if sampler is not None:
+            self._warn_if_optimiser(sampler, self.sample_kwargs)
+
+    def _warn_if_optimiser(self, sampler, kwargs: dict[str, Any]) -> None:
+        why = optimiser_reason(sampler, kwargs)
+        if why is not None:
+            warn_not_boltzmann(f"the 'dwave' backend will not return Boltzmann samples: {why}.")
 
     # --- the solver -------------------------------------------------------------------
     @property
@@ -261,18 +359,20 @@ class DWaveBackend(Sampler):
         return self._sampler
 
     def _connect(self):
-        if not token_available():
+        install_log_redaction()  # before the token check: reading the config can log
+        if self._token is None and not token_available():
             raise MissingTokenError(_TOKEN_HELP)
-        install_log_redaction()
         import dwave.system
 
         message = None
         try:
             kw = {} if self.solver is None else {"solver": self.solver}
+            if self._token is not None:
+                kw["token"] = self._token.reveal()
             return dwave.system.DWaveSampler(**kw)
         except Exception as err:  # connection, auth, no such solver: re-raised redacted below
             message = redact(
-                f"could not build DWaveSampler(solver={self.solver!r}): "
+                f"could not build DWaveSampler(solver={redact(repr(self.solver))}): "
                 f"{type(err).__name__}: {err}. "
                 "Check the network, the token's validity (`dwave ping`) and the solver name."
             )
@@ -315,6 +415,17 @@ class DWaveBackend(Sampler):
         return out
 
     def _check_overrides(self, overrides: dict[str, Any]) -> None:
+        """Per-call options: physamp's own by type and sign, the solver's against its parameters."""
+        from physamp.samplers.embedding import _check_chain_strength
+
+        if overrides.get("prefactor") is not None:
+            _positive_number("prefactor", overrides["prefactor"])
+        if overrides.get("chain_strength") is not None:
+            _check_chain_strength(overrides["chain_strength"])
+        if "estimate_temperature" in overrides:
+            _check_flag("estimate_temperature", overrides["estimate_temperature"])
+        if "num_reads_per_call" in overrides:
+            _check_reads_cap(overrides["num_reads_per_call"])
         solver_kwargs = {k: v for k, v in overrides.items() if k not in self._OWN}
         if solver_kwargs:
             self._check_sampler_kwargs(self.sampler, solver_kwargs)
@@ -333,8 +444,12 @@ class DWaveBackend(Sampler):
             "prefactor": self.prefactor,
             "beta_eff": self.beta_eff,
             "chain_strength": self.chain_strength,
+            **({} if self._token is None else {"token": self._token}),  # shown as <redacted>
             **self.sample_kwargs,
         }
+
+    def __repr__(self) -> str:
+        return redact(super().__repr__())  # a secret passed among the solver kwargs stays hidden
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -356,14 +471,16 @@ class DWaveBackend(Sampler):
         pf = overrides.get("prefactor", self.prefactor)
         if pf is None:
             pf = 1.0 / self.beta_eff if self.beta_eff is not None else 1.0
-        if not (np.isfinite(pf) and pf > 0):
-            raise ValueError(f"prefactor must be a positive finite number, got {pf!r}")
-        return float(pf)
+        return _positive_number("prefactor", pf)
 
     def _ranges(self, sampler):
+        """``(h_range, j_range)``: the backend's overrides, else the solver's properties (checked)."""
         p = sampler.properties
-        hr = self.h_range or (tuple(p["h_range"]) if "h_range" in p else None)
-        jr = self.j_range or (tuple(p["j_range"]) if "j_range" in p else None)
+        hr, jr = self.h_range, self.j_range
+        if hr is None and "h_range" in p:
+            hr = _check_range("h_range", p["h_range"], f" (the {type(sampler).__name__}'s property)")
+        if jr is None and "j_range" in p:
+            jr = _check_range("j_range", p["j_range"], f" (the {type(sampler).__name__}'s property)")
         return hr, jr
 
     def _plan(self, params: RBMParams, num_samples: int, overrides: dict[str, Any]) -> _Plan:
@@ -438,6 +555,12 @@ class DWaveBackend(Sampler):
             embedder = self._chain_embedding(sampler)
             cs = overrides.get("chain_strength", self.chain_strength)
             chain_strength = default_chain_strength(source_bqm, jr) if cs is None else float(cs)
+            if jr is not None and cs is not None and -chain_strength < jr[0]:
+                raise ValueError(
+                    f"chain_strength {chain_strength:.6g} is out of the solver's j_range {list(jr)}: chains "
+                    f"are held by couplers of -chain_strength, so it must be <= {abs(jr[0]):.6g}. Lower "
+                    "it (or leave it unset for the default). Nothing was submitted."
+                )
             try:
                 bqm = embedder.embed_bqm(source_bqm, chain_strength)
             except EmbeddingError as err:
@@ -449,32 +572,50 @@ class DWaveBackend(Sampler):
 
         h_vals = np.fromiter(bqm.linear.values(), dtype=np.float64, count=bqm.num_variables)
         j_vals = np.fromiter(bqm.quadratic.values(), dtype=np.float64, count=bqm.num_interactions)
+        if not (np.isfinite(h_vals).all() and np.isfinite(j_vals).all()):
+            raise ValueError(
+                "the programmed problem has non-finite (NaN or infinite) biases or couplings, which no "
+                "solver can program; check the RBM's parameters and the chain_strength. Nothing was "
+                "submitted."
+            )
         max_pf = None
         if hr is not None and jr is not None:
-            scale = min(_max_scale(h_vals, *hr), _max_scale(j_vals, *jr))
-            max_pf = pf * scale
-            if scale < 1.0:
+            # the chain couplers do not scale with the prefactor: only the problem's own values do
+            j_scaled = j_vals if embedding is None else j_vals[~self._chain_coupler_mask(bqm, embedding)]
+            scale = min(_max_scale(h_vals, *hr), _max_scale(j_scaled, *jr))
+            max_pf = pf * scale * (1.0 - 4 * np.finfo(float).eps) if math.isfinite(scale) else math.inf
+            if _out_of_range(h_vals, *hr) or _out_of_range(j_vals, *jr):
                 mh = float(np.abs(h_vals).max(initial=0.0))
                 mj = float(np.abs(j_vals).max(initial=0.0))
                 raise ValueError(
                     f"programmed parameters are out of the solver's range: max |h| = {mh:.4g} "
                     f"(h_range {list(hr)}), max |J| = {mj:.4g} (j_range {list(jr)}) at prefactor "
-                    f"{pf:.4g}. Lower the prefactor to <= {max_pf:.4g}"
-                    + (" (and the chain_strength)" if embedding is not None else "")
-                    + ", or keep the RBM's weights and biases within limits during training "
+                    f"{pf:.4g}. Lower the prefactor to <= {_floor_sig(max_pf):.4g}"
+                    ", or keep the RBM's weights and biases within limits during training "
                     "(RBM.apply_constraints_(max_weight, max_bias)). Nothing was submitted."
                 )
 
         reads = self._reads(sampler, num_samples, overrides)
-        est = bool(overrides.get("estimate_temperature", self.estimate_temperature))
+        est = overrides.get("estimate_temperature", self.estimate_temperature)
+        est = _check_flag("estimate_temperature", est)
         return _Plan(sampler, bqm, labels, embedding, source_bqm, chain_strength, pf, kwargs,
                      reads, hr, jr, max_pf, est)  # fmt: skip
 
+    @staticmethod
+    def _chain_coupler_mask(bqm, embedding: dict) -> np.ndarray:
+        """Which of ``bqm.quadratic`` (in its order) are chain couplers (both qubits in one chain)."""
+        owner = {q: v for v, chain in embedding.items() for q in chain}
+        return np.fromiter(
+            (owner.get(p) == owner.get(q) for p, q in bqm.quadratic),
+            dtype=bool,
+            count=bqm.num_interactions,
+        )
+
     def _reads(self, sampler, num_samples: int, overrides: dict[str, Any]) -> list[int]:
         lo, hi = sampler.properties.get("num_reads_range", (1, num_samples))
-        cap = overrides.get("num_reads_per_call", self.num_reads_per_call)
+        cap = _check_reads_cap(overrides.get("num_reads_per_call", self.num_reads_per_call))
         if cap is not None:
-            if not isinstance(cap, int) or cap < max(1, lo) or cap > hi:
+            if cap < max(1, lo) or cap > hi:
                 raise ValueError(
                     f"num_reads_per_call={cap!r} is outside the solver's num_reads_range [{lo}, {hi}]"
                 )
@@ -486,18 +627,37 @@ class DWaveBackend(Sampler):
             left -= n
         return reads
 
+    def _accepted_max_prefactor(self, params: RBMParams, num_samples: int, overrides, plan: _Plan):
+        """The largest prefactor, as :meth:`sample` checks it: ``plan.max_prefactor`` lowered by
+        ulps until planning at it passes the range check (values scale monotonically with it)."""
+        m = plan.max_prefactor
+        if m is None or not math.isfinite(m):
+            return m
+        for k in range(60):
+            try:
+                self._plan(params, num_samples, {**overrides, "prefactor": m})
+                return m
+            except ValueError:
+                if k == 59:
+                    raise
+                m = m * (1.0 - 2.0 ** (k + 2) * np.finfo(float).eps)
+        return m
+
     def dry_run(self, rbm, num_samples: int = 1000, **overrides: Any) -> DryRunReport:
         """Run every check :meth:`sample` runs (token if a DWaveSampler must be built, graph
         fit, ranges, read batching) and return a :class:`DryRunReport`; submits nothing.
 
-        Raises exactly what ``sample`` would raise before submitting.
+        Raises exactly what ``sample`` would raise before submitting. ``max_prefactor`` is
+        the largest prefactor ``sample`` accepts for this problem (checked by planning at it).
         """
         from physamp.energy import as_params
         from physamp.samplers.base import _check_num_samples
 
         num_samples = _check_num_samples(num_samples)
         self._check_overrides(overrides)
-        plan = self._plan(as_params(rbm).validate(), num_samples, overrides)
+        params = as_params(rbm).validate()
+        plan = self._plan(params, num_samples, overrides)
+        max_pf = self._accepted_max_prefactor(params, num_samples, overrides, plan)
         h_vals = np.abs(np.fromiter(plan.bqm.linear.values(), dtype=np.float64))
         j_vals = np.abs(np.fromiter(plan.bqm.quadratic.values(), dtype=np.float64))
         chains = 1 if plan.embedding is None else max(len(c) for c in plan.embedding.values())
@@ -516,7 +676,7 @@ class DWaveBackend(Sampler):
             max_abs_J=float(j_vals.max(initial=0.0)),
             h_range=plan.h_range,
             j_range=plan.j_range,
-            max_prefactor=plan.max_prefactor,
+            max_prefactor=max_pf,
             reads_per_call=plan.reads,
             sample_kwargs=dict(plan.kwargs),
             beta_eff_assumed=assumed,
@@ -586,18 +746,49 @@ class DWaveBackend(Sampler):
         info["problem_ids"] = [ss.info["problem_id"] for ss in samplesets if "problem_id" in ss.info]
 
         beta_eff, source = self.beta_eff, "assumed" if self.beta_eff is not None else None
+        qubits = list(plan.bqm.variables)
+        spins = 2.0 * sampleset_to_units(raw, qubits) - 1.0  # one row per read, as programmed
+        few = np.unique(spins, axis=0).shape[0] <= HANDFUL
+        flips = flip_energies(plan.bqm, spins, qubits) if plan.estimate_temperature or few else None
         if plan.estimate_temperature:
-            try:
-                from dwave.system.temperatures import maximum_pseudolikelihood_temperature
-
-                T, _ = maximum_pseudolikelihood_temperature(plan.bqm, raw)
-                beta_eff = math.inf if T <= 0 else 1.0 / float(T)
-                source = "pseudolikelihood"
-            except Exception as err:  # keep the samples; report why there is no estimate
-                info["beta_eff_error"] = f"{type(err).__name__}: {err}"
+            estimate, why = estimate_beta(flips)  # never raises: it says why when it cannot
+            if estimate is None:
+                info["beta_eff_error"] = f"beta_eff cannot be estimated from these samples: {why}"
+            else:
+                beta_eff, source = estimate, "pseudolikelihood"
+                if why is not None:
+                    info["beta_eff_note"] = why
         info["beta_eff"] = beta_eff
         info["beta_eff_source"] = source
         info["beta_model"] = None if beta_eff is None else beta_eff * plan.prefactor
         info["beta_eff_assumed"] = self.beta_eff
+        self._warn_if_not_boltzmann(plan, info, spins, flips, beta_eff)
         v, h = split_units(x, params.n_visible)
         return v, h, info
+
+    def _warn_if_not_boltzmann(self, plan: _Plan, info, spins, flips, beta_eff) -> None:
+        """Warn when β_eff came out infinite, or the reads collapsed to a handful of minima."""
+        if beta_eff is not None and math.isinf(beta_eff):
+            known = optimiser_reason(plan.sampler, plan.kwargs)
+            warn_not_boltzmann(
+                "the estimated beta_eff is infinite: "
+                f"{info.get('beta_eff_note', 'every read is a local minimum')}. These are not Boltzmann "
+                "samples of the RBM: "
+                + (
+                    f"{known}."
+                    if known
+                    else "on a QPU the programmed energies are too large for the device's temperature "
+                    "(lower the prefactor until excitations appear); offline, the stand-in sampler is "
+                    "an optimiser (give it a fixed-beta Boltzmann substitute)."
+                )
+            )
+            return
+        if flips is None:
+            return
+        # the device's β as the run assumes it: the estimate, else the believed beta_eff, else
+        # the one that makes beta_model = 1 (what the default prefactor aims at)
+        beta = beta_eff if beta_eff is not None and beta_eff > 0 else 1.0 / plan.prefactor
+        why = collapse_warning(spins, flips, beta)
+        if why is not None:
+            info["collapse_warning"] = why
+            warn_not_boltzmann(f"'dwave' backend: {why}.")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from physamp.energy import RBMParams, as_params, free_energy
-from physamp.samplers.base import Sampler
+from physamp.samplers.base import Sampler, check_beta
 
 __all__ = ["ExactSampler", "exact_log_z", "log_partition", "enumerate_states", "small_layer_log_marginal"]
 
@@ -88,6 +88,7 @@ def log_partition(
 
 def exact_log_z(params, *, beta: float = 1.0, max_bits: int = DEFAULT_MAX_BITS) -> float:
     """log Z of an :class:`~physamp.RBM` or :class:`RBMParams` (float64), by :func:`log_partition`."""
+    beta = check_beta(beta)
     params = as_params(params).validate()
     if params.batched:
         raise ValueError("exact_log_z needs one set of biases, not a batch")
@@ -110,13 +111,13 @@ class ExactSampler(Sampler):
     def __init__(self, max_bits: int = DEFAULT_MAX_BITS, beta: float = 1.0, seed: int | None = None):
         super().__init__(seed=seed)
         self.max_bits = int(max_bits)
-        self.beta = float(beta)
+        self.beta = beta  # checked by the protocol (Sampler.beta)
 
     def log_z(self, rbm, beta: float | None = None) -> float:
         return exact_log_z(rbm, beta=self.beta if beta is None else beta, max_bits=self.max_bits)
 
     def _sample(self, params: RBMParams, num_samples: int, initial, **opts) -> tuple[Any, Any, dict]:
-        beta = float(opts.get("beta", self.beta))
+        beta = opts.get("beta", self.beta)  # a per-call beta is checked by Sampler.sample
         hidden_small, k = _check_size(params.n_visible, params.n_hidden, self.max_bits)
         dev = params.device
         g = self.generator(dev)

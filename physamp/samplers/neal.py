@@ -21,6 +21,7 @@ both give identical reads for the same seed and initial states).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,12 @@ from physamp.samplers.base import Chains, Sampler
 from physamp.samplers.dimod_io import sampleset_to_array  # re-exported: its old home was here
 
 __all__ = ["NealSampler", "sampleset_to_array"]
+
+
+def _check_sweeps(num_sweeps) -> int:
+    if isinstance(num_sweeps, bool) or not isinstance(num_sweeps, numbers.Integral) or num_sweeps < 1:
+        raise ValueError(f"num_sweeps must be a positive integer (sweeps per call), got {num_sweeps!r}")
+    return int(num_sweeps)
 
 
 class NealSampler(Sampler):
@@ -71,15 +78,15 @@ class NealSampler(Sampler):
         seed: int | None = None,
     ):
         super().__init__(seed=seed, persistent=persistent)
-        if not isinstance(num_sweeps, int) or num_sweeps < 1:
-            raise ValueError(f"num_sweeps must be a positive int, got {num_sweeps!r}")
+        num_sweeps = _check_sweeps(num_sweeps)
         if schedule not in ("fixed", "anneal"):
             raise ValueError(f"schedule must be 'fixed' or 'anneal', got {schedule!r}")
         if acceptance not in ("Gibbs", "Metropolis"):
             raise ValueError(f"acceptance must be 'Gibbs' or 'Metropolis', got {acceptance!r}")
-        if not beta > 0 or (schedule == "anneal" and not 0 < beta_start <= beta):
+        self.beta = beta  # checked by the protocol (Sampler.beta)
+        if schedule == "anneal" and not 0 < beta_start <= self.beta:
             raise ValueError(f"need 0 < beta_start <= beta, got beta_start={beta_start}, beta={beta}")
-        self.num_sweeps, self.beta, self.schedule = num_sweeps, float(beta), schedule
+        self.num_sweeps, self.schedule = num_sweeps, schedule
         self.beta_start, self.randomize_order, self.acceptance = (
             float(beta_start),
             randomize_order,
@@ -155,8 +162,8 @@ class NealSampler(Sampler):
         return (2 * torch.cat([v0.cpu(), h0.cpu()], 1) - 1).to(torch.int8).numpy()
 
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
-        num_sweeps = int(opts.get("num_sweeps", self.num_sweeps))
-        beta = float(opts.get("beta", self.beta))
+        num_sweeps = _check_sweeps(opts.get("num_sweeps", self.num_sweeps))
+        beta = opts.get("beta", self.beta)  # a per-call beta is checked by Sampler.sample
         schedule = self.beta_schedule(num_sweeps, beta)
         nv, nh = params.n_visible, params.n_hidden
         init = np.ascontiguousarray(self._initial_spins(params, num_samples, initial, beta))

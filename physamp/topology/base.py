@@ -42,7 +42,14 @@ import networkx as nx
 import numpy as np
 import torch
 
-__all__ = ["IntersectionReport", "MissingQubit", "Topology", "check_size", "mask_from_graph"]
+__all__ = [
+    "IntersectionReport",
+    "MissingQubit",
+    "Topology",
+    "TopologyMismatchError",
+    "check_size",
+    "mask_from_graph",
+]
 
 
 def check_size(name: str, value: Any, minimum: int = 1) -> int:
@@ -95,16 +102,32 @@ class IntersectionReport:
         missing_couplers: couplers of the topology absent from the solver although
             both their qubits work.
         connections_before / connections_after: ``mask.sum()`` before and after.
+        units: the number of units (visible + hidden) of the topology.
+
+    ``str(report)`` is a short summary: the counts, and the first
+    :attr:`MAX_LISTED` missing qubits (``missing_qubits`` holds all of them).
     """
 
     missing_qubits: list[MissingQubit] = field(default_factory=list)
     missing_couplers: int = 0
     connections_before: int = 0
     connections_after: int = 0
+    units: int = 0
+
+    MAX_LISTED = 10
 
     @property
     def fraction_connections_kept(self) -> float:
         return self.connections_after / self.connections_before if self.connections_before else 1.0
+
+    def summary(self) -> str:
+        """One line: connections kept, qubits and couplers missing."""
+        of_units = f" of {self.units} units" if self.units else ""
+        return (
+            f"kept {self.connections_after} of {self.connections_before} connections "
+            f"({100 * self.fraction_connections_kept:.2f} %); missing qubits: {len(self.missing_qubits)}"
+            f"{of_units}; missing couplers (both qubits working): {self.missing_couplers}"
+        )
 
     def __str__(self) -> str:
         lines = [
@@ -113,11 +136,83 @@ class IntersectionReport:
             f"missing couplers (both qubits working): {self.missing_couplers}",
             f"missing qubits: {len(self.missing_qubits)}",
         ]
-        for mq in self.missing_qubits:
+        for mq in self.missing_qubits[: self.MAX_LISTED]:
             lines.append(
                 f"  {mq.kind} unit {mq.index} on qubit {mq.qubit!r}: {mq.lost_connections} connection(s) lost"
             )
+        extra = len(self.missing_qubits) - self.MAX_LISTED
+        if extra > 0:
+            lost = sum(mq.lost_connections for mq in self.missing_qubits[self.MAX_LISTED :])
+            lines.append(f"  ... and {extra} more ({lost} connection(s) lost); see report.missing_qubits")
         return "\n".join(lines)
+
+
+class TopologyMismatchError(ValueError):
+    """A topology does not fit a solver's graph at all (another family or size, or nothing kept)."""
+
+
+_SHAPE_KEYS = {"chimera": ("rows", "columns", "tile"), "pegasus": ("rows",), "zephyr": ("rows", "tile")}
+
+
+def _graph_family(graph_meta: dict) -> tuple[str | None, tuple | None]:
+    """``(family, shape)`` of a dwave.graphs graph's metadata, in ``properties["topology"]`` form."""
+    family = graph_meta.get("family")
+    keys = _SHAPE_KEYS.get(family)
+    if keys is None or not all(k in graph_meta for k in keys):
+        return family, None
+    return family, tuple(int(graph_meta[k]) for k in keys)
+
+
+def _solver_family(solver) -> tuple[str | None, tuple | None]:
+    """``(family, shape)`` of a solver: ``properties["topology"]`` of a dimod structured sampler,
+    or the metadata of a dwave.graphs networkx graph; ``(None, None)`` when unknown."""
+    if isinstance(solver, nx.Graph):
+        return _graph_family(solver.graph)
+    props = getattr(solver, "properties", None)
+    topo = props.get("topology") if isinstance(props, dict) else None
+    if not isinstance(topo, dict) or "type" not in topo:
+        return None, None
+    shape = topo.get("shape")
+    try:
+        shape = None if shape is None else tuple(int(x) for x in shape)
+    except (TypeError, ValueError):
+        shape = None
+    return str(topo["type"]), shape
+
+
+def _suggest(family_shape: tuple[str | None, tuple | None]) -> str:
+    family, shape = family_shape
+    if family == "chimera" and shape:
+        return f"physamp.topology.chimera_rbm({shape[0]}, {shape[1]}, {shape[2]})"
+    if family == "pegasus" and shape:
+        return f"physamp.topology.pegasus_rbm({shape[0]})"
+    if family == "zephyr" and shape:
+        return f"physamp.topology.zephyr_rbm({shape[0]}, {shape[1]})"
+    return f"a {family} topology of the solver's shape"
+
+
+def _check_same_graph(topology: Topology, theirs: tuple[str | None, tuple | None], solver) -> None:
+    """Raise :class:`TopologyMismatchError` when ``topology`` was made for another graph family or
+    size than the solver's (both known): its linear qubit labels would name other qubits."""
+    ours = _graph_family(topology.graph.graph)
+    if ours[0] is None or theirs[0] is None:
+        return
+    same_shape = ours[1] is None or theirs[1] is None or ours[1] == theirs[1]
+    if ours[0] == theirs[0] and same_shape:
+        return
+    raise TopologyMismatchError(
+        f"the topology {topology.name!r} is laid out on a {ours[0]} graph of shape "
+        f"{list(ours[1] or [])}, but the solver {_solver_name(solver)} has a {theirs[0]} graph of "
+        f"shape {list(theirs[1] or [])}: its qubit labels would name other qubits. Build the "
+        f"topology for this solver (e.g. {_suggest(theirs)}), or give the sampler the graph the "
+        "topology was made for."
+    )
+
+
+def _solver_name(solver) -> str:
+    props = getattr(solver, "properties", None)
+    chip = props.get("chip_id") if isinstance(props, dict) else None
+    return f"{type(solver).__name__}" + (f" ({chip})" if chip and chip != type(solver).__name__ else "")
 
 
 def _working_graph(nodelist, edgelist) -> tuple[set, set]:
@@ -286,9 +381,16 @@ class Topology:
         ``hidden`` lists (unit indices unchanged, ``mask`` still
         ``(n_hidden, n_visible)``) with missing couplers and every connection of a
         missing qubit removed; ``report`` is an :class:`IntersectionReport`.
+
+        Raises:
+            TopologyMismatchError: (a ``ValueError``) the topology was made for another graph
+                family or size than the solver's (``properties["topology"]`` of a sampler, the
+                metadata of a ``dwave.graphs`` graph), or none of its connections survives.
         """
         nodes, edges = _working_graph(nodelist, edgelist)
-        report = IntersectionReport(connections_before=self.num_connections)
+        theirs = _solver_family(nodelist) if edgelist is None else (None, None)
+        _check_same_graph(self, theirs, nodelist)
+        report = IntersectionReport(connections_before=self.num_connections, units=len(self.labels()))
         for kind, labels in (("visible", self.visible), ("hidden", self.hidden)):
             for idx, q in enumerate(labels):
                 if q not in nodes:
@@ -308,6 +410,14 @@ class Topology:
                 report.missing_couplers += 1
         restricted = Topology.from_graph(kept, self.visible, self.hidden, self.name, self.info)
         report.connections_after = restricted.num_connections
+        if report.connections_before > 0 and report.connections_after == 0:
+            raise TopologyMismatchError(
+                f"the topology {self.name!r} does not fit this solver at all: {report.summary()}. Its "
+                "qubit labels are not the solver's qubits (another graph family or size?); build the "
+                "topology from the solver's graph"
+                + (f" (e.g. {_suggest(theirs)})" if theirs[0] is not None else "")
+                + "."
+            )
         restricted.info.update(
             missing_visible=[mq.index for mq in report.missing_qubits if mq.kind == "visible"],
             missing_hidden=[mq.index for mq in report.missing_qubits if mq.kind == "hidden"],

@@ -58,7 +58,7 @@ def draw_topology(
     ``"NAME:ARG"``) built by :func:`~physamp.topology.make_topology` with ``size``
     or ``n_visible``/``n_hidden`` and ``seed``. Visible qubits are drawn in
     :data:`VISIBLE_COLOUR`, hidden ones in :data:`HIDDEN_COLOUR`; edges are the
-    RBM's connections.
+    RBM's connections. The legend sits below the axes, outside the drawing.
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -69,8 +69,9 @@ def draw_topology(
     else:
         topology = make_topology(topology, n_visible, n_hidden, seed=seed, size=size)
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 6))
+    new_figure = ax is None
+    if new_figure:
+        _, ax = plt.subplots(figsize=(6, 6.4))
     graph = topology.graph
     pos = topology_layout(topology)
     n = max(graph.number_of_nodes(), 1)
@@ -84,7 +85,18 @@ def draw_topology(
         Line2D([], [], marker="o", ls="", color=VISIBLE_COLOUR, label=f"visible ({topology.n_visible})"),
         Line2D([], [], marker="o", ls="", color=HIDDEN_COLOUR, label=f"hidden ({topology.n_hidden})"),
     ]
-    ax.legend(handles=handles, loc="upper right", fontsize="small")
+    # below the axes, never over the nodes
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=2,
+        fontsize="small",
+        frameon=False,
+        borderaxespad=0.3,
+    )
     ax.set_title(title if title is not None else f"{topology.name}: {topology.num_connections} connections")
     ax.set_axis_off()
+    if new_figure:
+        ax.figure.tight_layout()  # room for the legend inside the figure, however it is saved
     return ax

@@ -20,9 +20,9 @@ from collections.abc import Hashable, Iterable
 
 import networkx as nx
 
-from physamp.topology.base import IntersectionReport, MissingQubit, Topology
+from physamp.topology.base import IntersectionReport, MissingQubit, Topology, TopologyMismatchError
 
-__all__ = ["IntersectionReport", "MissingQubit", "intersect_with_solver"]
+__all__ = ["IntersectionReport", "MissingQubit", "TopologyMismatchError", "intersect_with_solver"]
 
 
 def intersect_with_solver(
@@ -34,6 +34,11 @@ def intersect_with_solver(
 
     The same as ``topology.restrict_to(nodelist, edgelist)``; see :meth:`Topology.restrict_to`
     for what ``nodelist`` / ``edgelist`` may be and what is removed.
+
+    Raises:
+        TopologyMismatchError: (a ``ValueError``) the topology does not fit the solver at all:
+            it was made for another graph family or size than the solver's
+            ``properties["topology"]``, or not one of its connections survives.
     """
     if not isinstance(topology, Topology):
         raise TypeError(f"intersect_with_solver needs a physamp Topology, got {type(topology).__name__}")

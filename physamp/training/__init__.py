@@ -17,8 +17,10 @@ One of each, so that no model family carries its own copy:
   and :func:`save_components` to write it, :func:`load_component`,
   :func:`checkpoint_components` and :func:`checkpoint_config` to read it.
 - :class:`MetricsLogger` / :func:`read_metrics` (:mod:`~physamp.training.metrics`).
-- :func:`resolve_device`, :func:`seed_everything`, :func:`set_threads`
-  (:mod:`~physamp.training.device`).
+- :func:`resolve_device`, :func:`seed_everything`, :func:`set_threads`,
+  :func:`default_threads` (:mod:`~physamp.training.device`).
+- :class:`FileLock` and :func:`run_dir_lock` (:mod:`~physamp.training.lock`): one process
+  at a time in a run directory or a sweep cell; a second one is told which process holds it.
 - :func:`option`, :func:`add_config_arguments`, :func:`config_from_args`,
   :func:`apply_overrides` (:mod:`~physamp.training.options`): a config dataclass as
   the one source of a run's hyperparameters and of its command-line flags.
@@ -36,8 +38,17 @@ from physamp.training.checkpoint import (
 )
 from physamp.training.config import canonical_config, config_diff, to_jsonable
 from physamp.training.data import BatchOrder, ResumableLoader
-from physamp.training.device import resolve_device, seed_everything, set_threads
-from physamp.training.loop import Callback, RunDirectoryError, TrainLoop, progress_bar
+from physamp.training.device import default_threads, resolve_device, seed_everything, set_threads
+from physamp.training.lock import FileLock, LockHeldError
+from physamp.training.loop import (
+    Callback,
+    RunDirectoryError,
+    TrainingInterrupted,
+    TrainLoop,
+    progress_bar,
+    read_run_config,
+    run_dir_lock,
+)
 from physamp.training.metrics import MetricsLogger, read_metrics
 from physamp.training.options import add_config_arguments, apply_overrides, config_from_args, option
 
@@ -58,9 +69,15 @@ __all__ = [
     "resolve_device",
     "seed_everything",
     "set_threads",
+    "default_threads",
+    "FileLock",
+    "LockHeldError",
     "TrainLoop",
     "Callback",
     "RunDirectoryError",
+    "TrainingInterrupted",
+    "read_run_config",
+    "run_dir_lock",
     "progress_bar",
     "MetricsLogger",
     "read_metrics",

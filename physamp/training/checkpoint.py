@@ -91,11 +91,36 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
         ) from None
     if not isinstance(state, dict) or "physamp_checkpoint" not in state:
         raise CheckpointError(f"{path} is a torch file but not a physamp checkpoint")
-    if state["physamp_checkpoint"] > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} was written by a newer physamp (format {state['physamp_checkpoint']}); upgrade physamp"
-        )
+    _check_layout(state, str(path))
     return state
+
+
+def _check_layout(state: dict, where: str) -> None:
+    """The entries every reader relies on have the type of the one layout, or a one-line error naming
+    ``where``: the format version, ``step``, ``config``, ``rng`` and every ``state:<name>`` component."""
+    version = state["physamp_checkpoint"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(
+            f"{where}: its format version is {version!r}, not a positive int; the file is damaged"
+        )
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{where} was written by a newer physamp (format {version}); upgrade physamp")
+    bad = None
+    step = state.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        bad = f"its 'step' is {step!r}, not a non-negative int"
+    elif not isinstance(state.get("config", {}), Mapping):
+        bad = f"its 'config' entry is a {type(state['config']).__qualname__}, not a dict"
+    elif not isinstance(state.get("rng", {}), Mapping):
+        bad = f"its 'rng' entry is a {type(state['rng']).__qualname__}, not a dict of generator states"
+    else:
+        for key, value in state.items():
+            if isinstance(key, str) and key.startswith(COMPONENT_PREFIX) and not isinstance(value, Mapping):
+                name = key[len(COMPONENT_PREFIX) :]
+                bad = f"its component {name!r} is a {type(value).__qualname__}, not a state dict"
+                break
+    if bad is not None:
+        raise CheckpointError(f"{where}: {bad}; the file is damaged or was not written by physamp")
 
 
 def _check_storable(value: Any, where: str) -> None:

@@ -79,15 +79,34 @@ def to_jsonable(value: Any) -> Any:
 
     >>> to_jsonable({"lr": 0.1, "betas": (0.5, 0.999), 3: float("inf")})
     {'lr': 0.1, 'betas': [0.5, 0.999], '3': 'inf'}
+
+    Secrets never reach a config or checkpoint: the value of a key named like a credential
+    (``token``, ``api_token``, ``api_key``, ``password``, ``secret``, ...) becomes
+    ``"<redacted>"``, and so does any token-shaped text (a short prefix, a dash and 32 or
+    more hex digits, as a D-Wave Leap token; the pattern of :mod:`physamp.samplers.redact`).
+
+    >>> to_jsonable({"sampler_options": {"token": "my-leap-token", "prefactor": 0.5}})
+    {'sampler_options': {'token': '<redacted>', 'prefactor': 0.5}}
     """
-    if value is None or isinstance(value, (bool, int, str)):
+    import re
+
+    redacted = "<redacted>"
+    if isinstance(value, str):  # the same pattern as physamp.samplers.redact._TOKEN_PATTERN
+        return re.sub(r"\b[A-Za-z]{2,6}-[0-9A-Fa-f]{32,}\b", redacted, value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value)
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        secret_key = re.compile(
+            r"(?:^|[_\-. ])(?:token|api[_-]?key|apikey|password|passwd|secret|credentials?)$", re.I
+        )
+        return {
+            to_jsonable(str(k)): redacted if v is not None and secret_key.search(str(k)) else to_jsonable(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):

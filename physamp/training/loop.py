@@ -33,13 +33,30 @@ Run directory:
     is an error that names the differing keys, and nothing on disk is overwritten.
     The checkpoint has the one layout of :mod:`physamp.training.checkpoint`
     (``"state:<name>"`` per entry of ``state``); read a component with
-    :func:`~physamp.training.checkpoint.load_component`.
+    :func:`~physamp.training.checkpoint.load_component`. Files that are not what they
+    should be (``config.json`` that is not an object, a checkpoint without generator
+    states, metrics records without ``step``) are a :class:`RunDirectoryError` or
+    :class:`~physamp.training.CheckpointError` that names the file.
+
+    While a loop works on it, the directory is locked (``.lock``, see
+    :mod:`physamp.training.lock`): a second process that starts a run there is refused
+    with an error naming the process that holds it. The lock is taken when the loop is
+    made and given back when :meth:`TrainLoop.run` returns (or :meth:`TrainLoop.close`).
+
+Ctrl-C:
+    With a run directory, the first Ctrl-C lets the current step finish, writes a
+    checkpoint and raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) that
+    says where the run stopped; running the same code again resumes exactly there. A
+    second Ctrl-C stops at once (the last checkpoint is then the one before).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -56,13 +73,97 @@ from physamp.training.checkpoint import (
     set_rng_state,
 )
 from physamp.training.config import canonical_config, config_diff, to_jsonable
+from physamp.training.lock import FileLock, LockHeldError
 from physamp.training.metrics import MetricsLogger
 
-__all__ = ["TrainLoop", "Callback", "RunDirectoryError", "progress_bar"]
+__all__ = [
+    "TrainLoop",
+    "Callback",
+    "RunDirectoryError",
+    "TrainingInterrupted",
+    "progress_bar",
+    "read_run_config",
+    "run_dir_lock",
+]
 
 
 class RunDirectoryError(ValueError):
-    """The run directory holds a different run."""
+    """The run directory holds a different run, is in use by another process, or holds a bad file."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :meth:`TrainLoop.run`; it says where, and what the checkpoint holds.
+
+    Attributes:
+        step, total_steps: steps done when it stopped, and of the whole run.
+        checkpoint: the run directory's checkpoint (None: no run directory, or none written yet).
+        checkpoint_step: the step that checkpoint holds (where a rerun resumes).
+        steps_per_epoch: set by trainers that count epochs (None otherwise).
+    """
+
+    def __init__(
+        self,
+        step: int,
+        total_steps: int,
+        checkpoint: Path | None,
+        checkpoint_step: int | None,
+        steps_per_epoch: int | None = None,
+    ):
+        super().__init__(step, total_steps)
+        self.step, self.total_steps = step, total_steps
+        self.checkpoint, self.checkpoint_step = checkpoint, checkpoint_step
+        self.steps_per_epoch = steps_per_epoch
+
+    def _at(self, step: int) -> str:
+        text = f"step {step:,} of {self.total_steps:,}"
+        if self.steps_per_epoch:
+            epochs = -(-self.total_steps // self.steps_per_epoch)
+            text += f" (epoch {step // self.steps_per_epoch} of {epochs} done)"
+        return text
+
+    def __str__(self) -> str:
+        text = f"training stopped at {self._at(self.step)}"
+        if self.checkpoint is None or self.checkpoint_step is None:
+            return text + "; no checkpoint was written, so a rerun starts from the beginning"
+        if self.checkpoint_step == self.step:
+            return text + f"; the checkpoint {self.checkpoint} holds it"
+        return text + f"; the checkpoint {self.checkpoint} holds {self._at(self.checkpoint_step)}"
+
+
+def run_dir_lock(run_dir: str | Path) -> FileLock:
+    """The lock of a run directory (``RUN_DIR/.lock``); take it with ``with run_dir_lock(d):``.
+
+    A held lock is a :class:`RunDirectoryError` naming the process that holds it.
+    """
+    return _RunDirLock(Path(run_dir) / ".lock", what=f"run directory {run_dir}")
+
+
+class _RunDirLock(FileLock):
+    def acquire(self, *, blocking: bool = False) -> FileLock:
+        try:
+            return super().acquire(blocking=blocking)
+        except LockHeldError as err:
+            raise RunDirectoryError(str(err)) from None
+
+
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """A run directory's ``config.json``, checked to be a JSON object; a :class:`RunDirectoryError`
+    that names the file otherwise."""
+    path = Path(path)
+    fix = "fix or remove it, or start over with overwrite=True (--overwrite)"
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise RunDirectoryError(f"{path} cannot be read ({err.strerror or err}); {fix}") from None
+    try:
+        config = json.loads(text)
+    except ValueError:
+        raise RunDirectoryError(f"{path} is not valid JSON; {fix}") from None
+    if not isinstance(config, dict):
+        raise RunDirectoryError(
+            f"{path} holds a JSON {type(config).__name__}, not the object a run's config is; {fix}"
+        )
+    return config
 
 
 class Callback:
@@ -218,6 +319,9 @@ class TrainLoop:
         self.history: list[dict] = []
         self._sums = _MetricSums()
         self.logger: MetricsLogger | None = None
+        self._lock: FileLock | None = None
+        self._stop_requested = False
+        self._saved_step: int | None = None
         if self.run_dir is not None:
             self._claim_run_dir(overwrite)
             self.logger = MetricsLogger(self.run_dir / metrics_file, tensorboard=tensorboard)
@@ -229,12 +333,22 @@ class TrainLoop:
 
     def _claim_run_dir(self, overwrite: bool) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = run_dir_lock(self.run_dir).acquire()  # a RunDirectoryError if another process has it
+        try:
+            self._check_run_dir(overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give the run directory's lock back (:meth:`run` does it when it returns)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def _check_run_dir(self, overwrite: bool) -> None:
         cfg_path = self.run_dir / "config.json"
         if cfg_path.exists() and not overwrite:
-            try:
-                old = json.loads(cfg_path.read_text())
-            except ValueError:
-                raise RunDirectoryError(f"{cfg_path} is not valid JSON; fix or remove it") from None
+            old = read_run_config(cfg_path)
             if canonical_config(old) != canonical_config(self.config_json):
                 diff = config_diff(old, self.config_json)
                 raise RunDirectoryError(
@@ -263,29 +377,52 @@ class TrainLoop:
             extra={"loop": {"metrics": self._sums.state_dict()}},
         )
 
-    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+    def load_state_dict(self, ckpt: dict[str, Any], *, where: str = "the checkpoint") -> None:
+        """Restore the state of a checkpoint (from :func:`~physamp.training.load_checkpoint`).
+
+        Anything missing or unusable is a :class:`~physamp.training.CheckpointError` that
+        names ``where`` (the file) and the entry.
+        """
+        rng = ckpt.get("rng")
+        if not isinstance(rng, dict) or "torch" not in rng:
+            raise CheckpointError(
+                f"{where} has no generator states ('rng'), so this run cannot resume from it exactly "
+                "(it was not written by a TrainLoop, or was edited); start over with overwrite=True "
+                "(--overwrite) or remove the file"
+            )
         for name, obj in self.state.items():
             if isinstance(obj, torch.Generator):
-                if f"gen:{name}" not in ckpt.get("rng", {}):
-                    raise CheckpointError(f"the checkpoint has no state for generator {name!r}")
+                if f"gen:{name}" not in rng:
+                    raise CheckpointError(f"{where} has no state for generator {name!r}")
                 continue
             key = f"state:{name}"
             if key not in ckpt:
-                raise CheckpointError(f"the checkpoint has no state for {name!r}")
+                raise CheckpointError(f"{where} has no state for {name!r}")
             try:
                 obj.load_state_dict(ckpt[key])
-            except (RuntimeError, ValueError, KeyError) as err:
-                raise CheckpointError(
-                    f"the checkpoint's {name!r} does not fit this run ({str(err).splitlines()[0][:300]})"
-                ) from None
-        set_rng_state(ckpt["rng"], self._generators())
-        self.step = int(ckpt["step"])
-        self._sums.load_state_dict(ckpt.get("loop", {}).get("metrics", {}))
+            except Exception as err:  # a bad entry of any kind is one line naming the file
+                msg = f"{where}: its {name!r} does not fit this run ({_first_line(err)})"
+                raise CheckpointError(msg) from None
+        try:
+            set_rng_state(rng, self._generators())
+        except Exception as err:
+            msg = f"{where}: its generator states ('rng') are unusable ({_first_line(err)})"
+            raise CheckpointError(msg) from None
+        step = ckpt.get("step")
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= self.total_steps:
+            raise CheckpointError(f"{where} is at step {step!r}, but this run has {self.total_steps} steps")
+        self.step = step
+        try:
+            self._sums.load_state_dict(ckpt.get("loop", {}).get("metrics", {}))
+        except Exception as err:
+            msg = f"{where}: its partial metric sums are unusable ({_first_line(err)})"
+            raise CheckpointError(msg) from None
 
     def save(self) -> Path | None:
         if self.checkpoint_path is None:
             return None
         path = save_checkpoint(self.checkpoint_path, self.state_dict())
+        self._saved_step = self.step
         for cb in self.callbacks:
             cb.on_checkpoint(self, path)
         return path
@@ -304,10 +441,34 @@ class TrainLoop:
                 f"{path} belongs to a different run "
                 f"(its config differs in {config_diff(saved, self.config_json)})"
             )
-        self.load_state_dict(ckpt)
+        self.load_state_dict(ckpt, where=str(path))
+        self._saved_step = self.step
         if self.logger is not None:
             self.logger.truncate_after(self.step)
         return True
+
+    def _install_sigint(self):
+        """In the main thread of a run with a directory: the first Ctrl-C asks the loop to stop after
+        the current step (with a checkpoint), a second one stops at once. Returns the old handler."""
+        if self.run_dir is None or threading.current_thread() is not threading.main_thread():
+            return None
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None  # someone else handles Ctrl-C (or ignores it, as sweep workers do)
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            print(
+                "\nCtrl-C: stopping after this step and writing a checkpoint (Ctrl-C again stops at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        return signal.signal(signal.SIGINT, handler)
+
+    def _interrupted(self) -> TrainingInterrupted:
+        return TrainingInterrupted(self.step, self.total_steps, self.checkpoint_path, self._saved_step)
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, *, resume: bool = True, stop_after: int | None = None) -> list[dict]:
@@ -316,6 +477,14 @@ class TrainLoop:
         ``stop_after`` stops after that many steps of this call (with a checkpoint),
         as an interruption would: tests and time-boxed jobs use it.
         """
+        if self.run_dir is not None and not self._lock.held:  # a second run() of this loop
+            self._lock.acquire()
+        try:
+            return self._run(resume, stop_after)
+        finally:
+            self.close()
+
+    def _run(self, resume: bool, stop_after: int | None) -> list[dict]:
         if resume:
             self.resume()
         for cb in self.callbacks:
@@ -323,6 +492,8 @@ class TrainLoop:
         bar = progress_bar(self.total_steps, initial=self.step, desc=self.desc, enabled=self.progress)
         done_here = 0
         t0 = time.perf_counter()
+        self._stop_requested = False
+        previous = self._install_sigint()
         try:
             while self.step < self.total_steps:
                 metrics = self.step_fn(self.step) or {}
@@ -351,9 +522,19 @@ class TrainLoop:
                 bar.update(1)
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                     self.save()
+                if self._stop_requested:
+                    if self._saved_step != self.step:
+                        self.save()
+                    raise self._interrupted()
                 if stop_after is not None and done_here >= stop_after:
                     break
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:
+            raise self._interrupted() from None
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             bar.close()
         if self.step == self.total_steps or stop_after is not None:
             self.save()
@@ -361,6 +542,11 @@ class TrainLoop:
             for cb in self.callbacks:
                 cb.on_end(self)
         return self.history
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
 
 
 class _FnCallback(Callback):

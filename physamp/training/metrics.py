@@ -54,7 +54,7 @@ class MetricsLogger:
         if not self.path.exists():
             return
         rows = read_metrics(self.path)  # drops a last record cut short by a crash
-        keep = [r for r in rows if int(r["step"]) <= step]
+        keep = [r for r in rows if r["step"] <= step]
         with open(self.path) as f:
             lines = [line for line in f if line.strip()]
         header = 1 if self.format == "csv" else 0
@@ -100,29 +100,50 @@ class MetricsLogger:
             self._tb.close()
 
 
+def _is_step(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """Records of a metrics file (CSV values come back as strings or floats)."""
+    """Records of a metrics file (CSV values come back as strings or floats).
+
+    Every record is checked to be ``{"step": N, ...}`` with a non-negative integer ``N``; a file
+    that is not is a ``ValueError`` naming the file and the line. A last JSON line cut short
+    (a crash mid-write) is dropped.
+    """
     path = Path(path)
+    fix = "fix or remove the file (a rerun then logs from its checkpoint's step on)"
     if path.suffix.lower() == ".jsonl":
         records = []
         with open(path) as f:
-            lines = [line for line in f if line.strip()]
-        for i, line in enumerate(lines):
+            lines = [(i, line) for i, line in enumerate(f, 1) if line.strip()]
+        for j, (i, line) in enumerate(lines):
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
-                if i == len(lines) - 1:  # a record cut short by a crash mid-write
+                if j == len(lines) - 1:  # a record cut short by a crash mid-write
                     break
+                raise ValueError(f"{path}: line {i} is not a JSON record; {fix}") from None
+            if not isinstance(record, dict) or not _is_step(record.get("step")):
+                shown = line.strip()[:60]
                 raise ValueError(
-                    f"{path}: line {i + 1} is not a JSON record; fix or remove the file"
-                ) from None
+                    f'{path}: line {i} is not a metrics record {{"step": N, ...}} ({shown}); {fix}'
+                )
+            records.append(record)
         return records
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        if rows and "step" not in (reader.fieldnames or []):
+            raise ValueError(f"{path}: no 'step' column (columns: {reader.fieldnames}); {fix}")
+    for i, r in enumerate(rows, 2):
         for k, v in r.items():
             try:
                 r[k] = float(v) if k != "step" else int(v)
             except (TypeError, ValueError):
                 pass
+        if not _is_step(r.get("step")):
+            raise ValueError(
+                f"{path}: line {i} has step {r.get('step')!r}, not a non-negative integer; {fix}"
+            )
     return rows

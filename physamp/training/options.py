@@ -41,6 +41,8 @@ __all__ = [
     "positive_int",
     "positive_float",
     "nonnegative_float",
+    "seed_int",
+    "SEED_RANGE",
 ]
 
 
@@ -84,6 +86,25 @@ def number_type(cast: type, *, strictly_positive: bool) -> Callable[[str], Any]:
 positive_int = number_type(int, strictly_positive=True)
 positive_float = number_type(float, strictly_positive=True)
 nonnegative_float = number_type(float, strictly_positive=False)
+
+#: the seeds physamp accepts: any 64-bit signed integer. Negative seeds are fine: every stream's
+#: seed is derived from it (physamp.seeding.derive_seed maps any integer into [0, 2^63)), and the
+#: few used directly (the test set's binarisation) go to torch, which takes this whole range.
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
+def seed_int(text: str) -> int:
+    """An argparse type for seeds: an integer in :data:`SEED_RANGE` (negative seeds included)."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed") from None
+    if not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"must be an integer from -2^63 to 2^63 - 1 (a seed), got {text}")
+    return value
+
+
+seed_int.__name__ = "integer seed"
 
 
 def option(

@@ -62,14 +62,26 @@ it gives ``(b - b_A)·v_k``. The product is computed once and serves twice:
   The softplus difference is evaluated as ``-log1p(σ(β_k a) · expm1(-Δβ a))``,
   which is exact algebra. It keeps float32's *relative* precision on a difference
   of order Δβ ≈ 1e-5, where subtracting two float32 softplus values would lose
-  about two digits.
+  about two digits. That form overflows (``expm1`` to inf, ``σ`` to 0 or 1, then
+  NaN or -inf) once ``Δβ·|a|`` is large -- coarse schedules, large or diverged
+  weights -- so a step where ``Δβ · max|a|`` may exceed 1 uses the equivalent
+  bounded form (every factor in [0, 1], no overflow for any finite ``a``)::
+
+      softplus(β_k a) - softplus(β_{k-1} a)
+          = Δβ·max(a, 0) - log1p(exp(-β_{k-1}|a|) · (1 - exp(-Δβ|a|)) · σ(β_k |a|))
+
+  ``max|a|`` is bounded once per run by ``max_j |c_j| + Σ_i |W_ji|`` (``v`` is binary),
+  so the common case pays nothing for the check.
 * the transition: ``h ~ σ(β_k a)``, from the same ``σ(β_k a)`` buffer.
 
+A model whose parameters are not finite cannot be evaluated (``ValueError``:
+it has diverged), nor one so large that the activations overflow the dtype.
+
 The K per-step factors, each (runs,), are stored in float32 and summed in float64.
-Bernoulli draws are the 16-bit threshold draws the Gibbs sampler uses,
-:class:`~physamp.samplers.bernoulli.Int16Bernoulli` (``x = [σ(z) - r/65536 > 1/2]``,
-``r`` uniform int16 taken four to a 64-bit word), seeded ``derive_seed(seed, "ais")``.
-Probabilities are therefore quantised to ``2^-16``. The free energies are
+Bernoulli draws are the 32-bit threshold draws the Gibbs sampler uses,
+:class:`~physamp.samplers.bernoulli.Int32Bernoulli` (``x = [σ(z) - α|r| > 0]``,
+``r`` uniform int32 taken two to a 64-bit word), seeded ``derive_seed(seed, "ais")``:
+``P(1)`` is ``σ(z)`` within ``2^-24``. The free energies are
 :func:`physamp.energy.free_energy`, exact log Z is
 :func:`physamp.samplers.exact.log_partition`, and the base-rate model is
 :func:`physamp.models.rbm.model.base_rate_biases`: one implementation each.
@@ -93,7 +105,7 @@ from physamp.models.rbm.model import (
     base_rate_log_z,
     check_data,
 )
-from physamp.samplers.bernoulli import Int16Bernoulli
+from physamp.samplers.bernoulli import Int32Bernoulli
 from physamp.samplers.exact import DEFAULT_MAX_BITS, log_partition
 from physamp.samplers.exact import exact_log_z as _exact_log_z_params
 from physamp.seeding import derive_seed
@@ -253,6 +265,66 @@ def _check_betas(betas) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # the AIS loop (batched over independent models of one shape)
 # ---------------------------------------------------------------------------------------------
+#: A step whose ``Δβ · max|a|`` stays at or below this uses the fast ``log1p(σ·expm1)`` form of the
+#: softplus difference (``1 + σ·expm1 >= e^-1``: no cancellation, no overflow); above it the bounded form.
+_FAST_FORM_LIMIT = 1.0
+
+
+def _activation_bound(W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, b_A: torch.Tensor) -> float:
+    """A bound on ``max |c + W v|`` and ``|(b - b_A)·v|`` over binary ``v`` and all models (float64)."""
+    W64, c64 = W.to(torch.float64), c.to(torch.float64)
+    hidden = float((c64.abs() + W64.abs().sum(-1)).max())
+    visible = float((b.to(torch.float64) - b_A.to(torch.float64)[None]).abs().sum(-1).max())
+    return max(hidden, visible)
+
+
+def _check_evaluable(W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, b_A: torch.Tensor) -> float:
+    """The activation bound of the models, or a one-line ValueError if AIS cannot evaluate them."""
+    for name, t in (("W", W), ("b", b), ("c", c)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(
+                f"AIS cannot evaluate this model: its {name} holds NaN or inf, so the model has "
+                "diverged; retrain it with a lower learning rate (or momentum), or evaluate an "
+                "earlier, finite checkpoint"
+            )
+    bound = _activation_bound(W, b, c, b_A)
+    limit = torch.finfo(W.dtype).max / (W.shape[-2] + 2)
+    if not bound < limit:
+        raise ValueError(
+            f"AIS cannot evaluate this model in {W.dtype}: its activations reach about {bound:.3g}, "
+            f"beyond what the dtype holds ({limit:.3g}), so the model has diverged; retrain it with a "
+            "lower learning rate (or momentum), or evaluate an earlier checkpoint"
+        )
+    return bound
+
+
+def _neg_softplus_step_(
+    out: torch.Tensor,
+    a: torch.Tensor,
+    s: torch.Tensor,
+    beta: float,
+    beta_prev: float,
+    bounded: bool,
+    scratch: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``out = softplus(β_{k-1} a) - softplus(β_k a)``, elementwise and in place in ``out``.
+
+    ``s`` holds ``σ(β_k a)``. ``bounded=False`` is the fast form ``log1p(σ(β_k a)·expm1(-Δβ a))``,
+    exact and precise while ``Δβ|a| <= 1``; ``bounded=True`` is the form whose factors all lie in
+    [0, 1] (see the module docstring), finite for every finite ``a``. ``scratch``: two buffers
+    shaped like ``a`` for the bounded form.
+    """
+    dbeta = beta - beta_prev
+    if not bounded:
+        return torch.mul(a, -dbeta, out=out).expm1_().mul_(s).log1p_()
+    u, w = scratch if scratch is not None else (torch.empty_like(a), torch.empty_like(a))
+    torch.abs(a, out=u)
+    torch.mul(u, -dbeta, out=out).expm1_().neg_()  # 1 - e^{-Δβ|a|}
+    out.mul_(torch.mul(u, beta, out=w).sigmoid_())  # · σ(β_k |a|)
+    out.mul_(torch.mul(u, -beta_prev, out=w).exp_())  # · e^{-β_{k-1}|a|}
+    return out.log1p_().sub_(torch.clamp(a, min=0, out=w), alpha=dbeta)
+
+
 def _run_ais(
     W: torch.Tensor,
     b: torch.Tensor,
@@ -273,7 +345,8 @@ def _run_ais(
     R = num_runs
     dev, dt = W.device, W.dtype
     K = len(betas) - 1
-    bern = Int16Bernoulli(dev, seed=derive_seed(seed, "ais"))
+    a_bound = _check_evaluable(W, b, c, b_A)
+    bern = Int32Bernoulli(dev, seed=derive_seed(seed, "ais"))
     # one product gives the hidden pre-activations and (b - b_A)·v: W_aug = [W; b - b_A]
     d_bias = b - b_A[None]  # (D, nv)
     W_aug = torch.cat([W, d_bias[:, None, :]], 1).contiguous()  # (D, nh+1, nv)
@@ -288,6 +361,7 @@ def _run_ais(
     vT = torch.empty(D, nv, R, dtype=dt, device=dev)
     vbias = torch.empty(D, nv, 1, dtype=dt, device=dev)
     incr = torch.empty(K, D, R, dtype=dt, device=dev)  # per-step weight factors
+    scratch = None  # buffers of the bounded form, allocated on its first step
     # v_1 ~ p_0 exactly: independent Bernoulli(σ(b_A))
     torch.sigmoid(bA_col.expand(D, nv, R), out=vT)
     bern.sample_from_probs_(vT)
@@ -302,8 +376,11 @@ def _run_ais(
         bk, dbk = bl[k], bl[k] - bl[k - 1]
         torch.baddbmm(c_aug, W_aug, vT, out=A)  # a = c + W v  and  (b - b_A)·v
         torch.mul(A_h, bk, out=s).sigmoid_()  # σ(β_k a)
-        # softplus(β_k a) - softplus(β_{k-1} a) = -log1p(σ(β_k a) · expm1(-Δβ a))
-        torch.mul(A_h, -dbk, out=t).expm1_().mul_(s).log1p_()
+        # t = softplus(β_{k-1} a) - softplus(β_k a), by the fast form where it cannot overflow
+        bounded = dbk * a_bound > _FAST_FORM_LIMIT
+        if bounded and scratch is None:
+            scratch = (torch.empty_like(t), torch.empty_like(t))
+        _neg_softplus_step_(t, A_h, s, bk, bl[k - 1], bounded, scratch)
         row = incr[k - 1]
         torch.sum(t, 1, out=row)
         row.neg_().add_(A_d, alpha=dbk)
@@ -321,8 +398,11 @@ def _summarise(log_w: torch.Tensor, log_z_base: float, num_betas: int, seconds: 
     """S&M's estimate and ±3σ bounds, computed stably in log space (float64)."""
     lw = log_w.detach().to(torch.float64).cpu()
     R = lw.numel()
-    if not torch.isfinite(lw).all():
-        raise FloatingPointError("AIS produced non-finite log-weights; check the model for huge parameters")
+    if not torch.isfinite(lw).all():  # not expected once _check_evaluable passed: a one-line error anyway
+        raise ValueError(
+            "AIS produced non-finite log-weights: the model's parameters are too large to evaluate "
+            "(it has probably diverged); retrain with a lower learning rate, or use an earlier checkpoint"
+        )
     m = float(lw.max())
     w = torch.exp(lw - m)  # in (0, 1], max exactly 1
     mean = float(w.mean())
@@ -411,7 +491,7 @@ def estimate_log_z(
             progress,
         )[0]
     seconds = time.perf_counter() - t0
-    info = {"seed": seed, "device": str(dev), "dtype": str(dt), "rng": "int16"}
+    info = {"seed": seed, "device": str(dev), "dtype": str(dt), "rng": "int32"}
     return _summarise(log_w, log_z_A, len(betas), seconds, info)
 
 

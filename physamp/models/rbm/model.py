@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from physamp.energy import LayerSizes, RBMParams, as_params, check_finite, energy, free_energy
+from physamp.energy import LayerSizes, RBMParams, as_params, check_finite, check_mask, energy, free_energy
 
 __all__ = [
     "RBM",
@@ -111,8 +111,9 @@ class RBM(LayerSizes, nn.Module):
 
     Args:
         n_visible, n_hidden: layer sizes.
-        mask: optional ``(n_hidden, n_visible)`` bool connectivity (a topology's
-            ``.mask``). Masked weights are zero at construction, their gradients
+        mask: optional ``(n_hidden, n_visible)`` connectivity (a topology's ``.mask``),
+            boolean or exactly 0/1 (anything else is refused: :func:`~physamp.energy.check_mask`).
+            Masked weights are zero at construction, their gradients
             are zeroed by a hook, and :meth:`apply_constraints_` / ``load_state_dict``
             re-zero them, so any optimizer (momentum, weight decay, Adam) keeps them
             exactly zero.
@@ -166,14 +167,18 @@ class RBM(LayerSizes, nn.Module):
 
     # --- mask -------------------------------------------------------------------------
     def set_mask(self, mask: torch.Tensor | None) -> None:
-        """Set (or with ``None`` remove) the connectivity mask and zero masked weights."""
+        """Set (or with ``None`` remove) the connectivity mask and zero masked weights.
+
+        ``mask`` is boolean or exactly 0/1 (:func:`~physamp.energy.check_mask`; NaN, -1 or
+        0.5 entries are an error, not connections).
+        """
         if self._mask_hook is not None:
             self._mask_hook.remove()
             self._mask_hook = None
         if mask is None:
             self.mask = None
             return
-        mask = torch.as_tensor(mask)
+        mask = check_mask(mask)
         if tuple(mask.shape) != (self.n_hidden, self.n_visible):
             raise ValueError(
                 f"mask has shape {tuple(mask.shape)}, but the RBM needs (n_hidden, n_visible) = "
@@ -186,8 +191,10 @@ class RBM(LayerSizes, nn.Module):
     def _load_mask_pre_hook(self, state_dict, prefix, *args, **kwargs):
         # a checkpoint may have a mask where this module has none (or the reverse)
         key = prefix + "mask"
-        if key in state_dict and state_dict[key] is not None and self.mask is None:
-            self.set_mask(state_dict[key])
+        if key in state_dict and state_dict[key] is not None:
+            check_mask(state_dict[key])  # a stored mask is held to the same rule as a new one
+            if self.mask is None:
+                self.set_mask(state_dict[key])
 
     @torch.no_grad()
     def apply_constraints_(self, max_weight: float | None = None, max_bias: float | None = None):

@@ -24,6 +24,7 @@ ends bit-identical (on CPU) to an uninterrupted run.
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,14 @@ import torch
 from physamp.models.rbm.model import BASE_RATE_SMOOTHING, RBM
 from physamp.samplers import Sampler, make_sampler
 from physamp.seeding import SEEDING_VERSION, derive_seed
-from physamp.training import BatchOrder, TrainLoop, resolve_device, to_jsonable
+from physamp.training import BatchOrder, TrainingInterrupted, TrainLoop, resolve_device, to_jsonable
 from physamp.training.options import (
     nonnegative_float,
     option,
     parse_assignments,
     positive_float,
     positive_int,
+    seed_int,
 )
 
 __all__ = ["RBMTrainConfig", "RBMTrainer", "build_training_sampler", "parse_topology", "base_rate_init"]
@@ -88,7 +90,11 @@ class RBMTrainConfig:
     noise_space: str = option("rbm", "apply noise and limits to the RBM or the Ising parameters",
                               choices=("rbm", "ising"))  # fmt: skip
     init_std: float = option(0.01, "standard deviation of the initial weights", type=positive_float)
-    seed: int = option(0, "seed of the run (every stream derives from it: physamp.seeding)")
+    seed: int = option(
+        0,
+        "seed of the run, any 64-bit integer (every stream derives from it: physamp.seeding)",
+        type=seed_int,
+    )
 
     def validate(self) -> RBMTrainConfig:
         positive = ("n_hidden", "epochs", "batch_size", "k", "num_chains")
@@ -100,6 +106,12 @@ class RBMTrainConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        try:
+            seed_int(
+                str(self.seed) if isinstance(self.seed, int) and not isinstance(self.seed, bool) else "x"
+            )
+        except argparse.ArgumentTypeError:
+            raise ValueError(f"seed must be an integer from -2^63 to 2^63 - 1, got {self.seed!r}") from None
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
@@ -376,4 +388,8 @@ class RBMTrainer:
             callbacks=callbacks,
         )
         self.loop = loop
-        return loop.run(stop_after=stop_after)
+        try:
+            return loop.run(stop_after=stop_after)
+        except TrainingInterrupted as stop:  # Ctrl-C: say where in epochs too
+            stop.steps_per_epoch = self.batches_per_epoch
+            raise
