@@ -8,10 +8,14 @@ Two guards, so that no notebook can rot:
 - every notebook runs top to bottom on its tiny preset (no network). It runs on an
   in-memory copy in a temporary folder, so the committed outputs are never written over.
 
-To refresh the committed outputs, execute a notebook in place from ``notebooks/`` with
-its default preset (``jupyter nbconvert --to notebook --execute --inplace NAME.ipynb``,
-with figures inline); its runs go to ``notebooks/runs/`` (ignored by git) and a
-re-execution reloads them.
+To refresh the committed outputs, execute a notebook in place on its default preset
+(``PHYSAMP_PRESET`` unset) with inline figures, from ``notebooks/``::
+
+    MPLBACKEND=module://matplotlib_inline.backend_inline jupyter execute --inplace NAME.ipynb
+
+(``jupyter execute`` comes with nbclient, in the dev extras; ``jupyter nbconvert --to
+notebook --execute --inplace`` does the same). Runs go to ``notebooks/runs/`` (ignored by
+git), so a re-execution reloads them instead of training again.
 """
 
 import os
@@ -75,7 +79,9 @@ def test_committed_notebook_has_its_outputs(path):
     text = "".join(_output_text(c) for c in cells)
     assert "preset 'tiny'" not in text, f"{path.name} carries the outputs of the tiny preset"
     # a notebook whose written conclusions check themselves prints this when they no longer hold
-    assert "CONCLUSIONS OUT OF DATE" not in text, f"{path.name}'s written conclusions no longer match its outputs"
+    assert "CONCLUSIONS OUT OF DATE" not in text, (
+        f"{path.name}'s written conclusions no longer match its outputs"
+    )
     for local in (str(ROOT), "site-packages", "/home/", "/Users/", "/tmp/", "/private/var/"):
         assert local not in text, f"{path.name}'s outputs contain a local path ({local!r})"
 
