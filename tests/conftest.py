@@ -64,3 +64,9 @@ def expected_tv(p: np.ndarray, n: int) -> float:
 @pytest.fixture
 def small_rbm():
     return random_rbm(4, 3, seed=0, scale=1.0)
+
+
+def tiny_train_args(epochs: int = 1) -> list[str]:
+    """``physamp train-rbm`` on the bundled digits in a few seconds (a 784x4 RBM, tiny AIS)."""
+    return ["train-rbm", "--dataset", "mnist-bundled", "--hidden", "4", "--epochs", str(epochs), "-k", "1",
+            "--ais-runs", "2", "--ais-betas", "10", "--figure-steps", "2", "--no-progress"]  # fmt: skip

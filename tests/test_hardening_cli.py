@@ -26,26 +26,11 @@ import torch
 from physamp.cli import build_parser, main
 from physamp.data import find_shared_datasets, load_dataset
 
+from conftest import tiny_train_args
+
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = [
-    "train-rbm",
-    "--dataset",
-    "mnist-bundled",
-    "--hidden",
-    "4",
-    "--epochs",
-    "1",
-    "-k",
-    "1",
-    "--ais-runs",
-    "2",
-    "--ais-betas",
-    "10",
-    "--figure-steps",
-    "2",
-    "--no-progress",
-]
+TINY = tiny_train_args(epochs=1)
 
 
 def _rc(argv) -> int:

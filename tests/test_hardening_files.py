@@ -24,24 +24,9 @@ from physamp.training import (
     read_run_config,
 )
 
-TRAIN = [
-    "train-rbm",
-    "--dataset",
-    "mnist-bundled",
-    "--hidden",
-    "4",
-    "--epochs",
-    "2",
-    "-k",
-    "1",
-    "--ais-runs",
-    "2",
-    "--ais-betas",
-    "10",
-    "--figure-steps",
-    "2",
-    "--no-progress",
-]
+from conftest import tiny_train_args
+
+TRAIN = tiny_train_args(epochs=2)
 
 
 @pytest.fixture(scope="module")

@@ -37,24 +37,9 @@ from physamp.training import (
     run_dir_lock,
 )
 
-TINY = [
-    "train-rbm",
-    "--dataset",
-    "mnist-bundled",
-    "--hidden",
-    "4",
-    "--epochs",
-    "1",
-    "-k",
-    "1",
-    "--ais-runs",
-    "2",
-    "--ais-betas",
-    "10",
-    "--figure-steps",
-    "2",
-    "--no-progress",
-]
+from conftest import tiny_train_args
+
+TINY = tiny_train_args(epochs=1)
 
 
 def toy_data(n=64, d=16, seed=0):
