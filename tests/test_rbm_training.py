@@ -41,18 +41,8 @@ def kill_at(trainer: RBMTrainer, run_dir, step: int, checkpoint_every: int) -> N
         if s == step:
             raise Kill
 
-    loop = TrainLoop(
-        trainer.step,
-        total_steps=trainer.total_steps,
-        state=trainer.state(),
-        run_dir=run_dir,
-        config=trainer.config_dict(),
-        checkpoint_every=checkpoint_every,
-        progress=False,
-        callbacks=[killer],
-    )
     with pytest.raises(Kill):
-        loop.run()
+        trainer.fit(run_dir=run_dir, progress=False, checkpoint_every=checkpoint_every, callbacks=[killer])
 
 
 def run_trainer(run_dir, stop_after=None, cfg=None):

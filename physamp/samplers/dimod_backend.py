@@ -97,8 +97,6 @@ class DimodBackend(Sampler):
                 "RandomSampler, MockDWaveSampler, DWaveSampler (or the 'dwave' backend)."
             )
         check_sample_kwargs(sampler, sample_kwargs, self._MANAGED, "DimodBackend")
-        if not np.isfinite(beta) or beta <= 0:
-            raise ValueError(f"beta must be a positive finite number, got {beta!r}")
         if seed is not None and "seed" not in sampler.parameters:
             warnings.warn(
                 f"{type(sampler).__name__} has no 'seed' parameter: its samples are not "
@@ -107,7 +105,7 @@ class DimodBackend(Sampler):
             )
         self.sampler = sampler
         self.labels = labels
-        self.beta = float(beta)
+        self.beta = beta  # checked by the protocol (Sampler.beta)
         self.sample_kwargs = dict(sample_kwargs)
         self._warn_if_optimiser(self.sample_kwargs)
         # per-call overrides: the wrapped sampler's parameters (less those set here)

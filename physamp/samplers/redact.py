@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
+
+from physamp.credentials import REDACTED, TOKEN_PATTERN, redact_tokens
 
 __all__ = [
     "REDACTED",
@@ -39,8 +40,7 @@ __all__ = [
     "token_available",
 ]
 
-REDACTED = "<redacted>"
-_TOKEN_PATTERN = re.compile(r"\b[A-Za-z]{2,6}-[0-9A-Fa-f]{32,}\b")
+_TOKEN_PATTERN = TOKEN_PATTERN  # the one definition: physamp.credentials
 _MIN_SECRET_LENGTH = 4  # shorter "tokens" are not scrubbed from text (they would garble it)
 
 _SECRETS: set[str] = set()  # option tokens seen by this process (register_secret)
@@ -166,7 +166,7 @@ def redact(text) -> str:
     for secret in sorted((s.strip() for s in known if s and s.strip()), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return _TOKEN_PATTERN.sub(REDACTED, text)
+    return redact_tokens(text)
 
 
 _redact = redact  # the name physamp.samplers.dwave used

@@ -33,11 +33,7 @@ def register_sampler(name: str, cls: type[Sampler] | str) -> None:
 def _entry_points() -> dict[str, Any]:
     from importlib.metadata import entry_points
 
-    try:
-        eps = entry_points(group=ENTRY_POINT_GROUP)
-    except TypeError:  # Python < 3.10 API
-        eps = entry_points().get(ENTRY_POINT_GROUP, [])
-    return {ep.name: ep for ep in eps}
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}  # Python >= 3.10
 
 
 def available_samplers() -> list[str]:

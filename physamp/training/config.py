@@ -41,6 +41,8 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
+from physamp.credentials import REDACTED, is_credential_key, redact_tokens
+
 __all__ = ["to_jsonable", "canonical_config", "config_diff"]
 
 _SMALL_ARRAY = 64
@@ -83,16 +85,13 @@ def to_jsonable(value: Any) -> Any:
     Secrets never reach a config or checkpoint: the value of a key named like a credential
     (``token``, ``api_token``, ``api_key``, ``password``, ``secret``, ...) becomes
     ``"<redacted>"``, and so does any token-shaped text (a short prefix, a dash and 32 or
-    more hex digits, as a D-Wave Leap token; the pattern of :mod:`physamp.samplers.redact`).
+    more hex digits, as a D-Wave Leap token): the rules of :mod:`physamp.credentials`.
 
     >>> to_jsonable({"sampler_options": {"token": "my-leap-token", "prefactor": 0.5}})
     {'sampler_options': {'token': '<redacted>', 'prefactor': 0.5}}
     """
-    import re
-
-    redacted = "<redacted>"
-    if isinstance(value, str):  # the same pattern as physamp.samplers.redact._TOKEN_PATTERN
-        return re.sub(r"\b[A-Za-z]{2,6}-[0-9A-Fa-f]{32,}\b", redacted, value)
+    if isinstance(value, str):
+        return redact_tokens(value)
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
@@ -100,11 +99,8 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value)
     if isinstance(value, Mapping):
-        secret_key = re.compile(
-            r"(?:^|[_\-. ])(?:token|api[_-]?key|apikey|password|passwd|secret|credentials?)$", re.I
-        )
         return {
-            to_jsonable(str(k)): redacted if v is not None and secret_key.search(str(k)) else to_jsonable(v)
+            to_jsonable(str(k)): REDACTED if v is not None and is_credential_key(k) else to_jsonable(v)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
