@@ -21,6 +21,7 @@ re-evaluate the trained model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -239,50 +240,44 @@ def train_and_evaluate(
         identity["max_test"] = int(max_test)
     t0 = time.perf_counter()
     trainer = RBMTrainer(cfg, train, device=device, rbm=rbm, data=identity)
-    if run_dir is None:
-        return _train_and_evaluate(trainer, data, None, ais, t0, progress, overwrite, log_every, callbacks)
-    with run_dir_lock(run_dir):  # held through the evaluation and result.json, not only the training
-        return _train_and_evaluate(
-            trainer, data, Path(run_dir), ais, t0, progress, overwrite, log_every, callbacks
+    run_dir = None if run_dir is None else Path(run_dir)
+    # the run directory stays locked through the evaluation and result.json, not only the training
+    with contextlib.nullcontext() if run_dir is None else run_dir_lock(run_dir):
+        history = trainer.fit(
+            run_dir=run_dir, progress=progress, overwrite=overwrite, log_every=log_every, callbacks=callbacks
         )
-
-
-def _train_and_evaluate(trainer, data, run_dir, ais, t0, progress, overwrite, log_every, callbacks):
-    history = trainer.fit(
-        run_dir=run_dir, progress=progress, overwrite=overwrite, log_every=log_every, callbacks=callbacks
-    )
-    train_s = time.perf_counter() - t0
-    if run_dir is not None and not overwrite:
-        stored = _stored_result(run_dir, trainer.rbm, trainer.loop.config_json, ais, data)
-        if stored is not None:
-            return stored
-    t1 = time.perf_counter()
-    nll, log_z = evaluate_nll(
-        trainer.rbm,
-        data,
-        ais_runs=ais["runs"],
-        ais_betas=ais["betas"],
-        seed=ais["seed"],
-        max_train=ais["max_train"],
-        max_test=ais["max_test"],
-        progress=progress,
-    )
-    result = RBMRunResult(
-        rbm=trainer.rbm,
-        test_nll=nll,
-        log_z=log_z,
-        history=history,
-        train_seconds=train_s,
-        eval_seconds=time.perf_counter() - t1,
-        dataset=getattr(data, "name", ""),
-        protocol=getattr(data, "protocol", ""),
-        run_dir=run_dir,
-        config=trainer.loop.config_json,
-        ais=ais,
-    )
-    if run_dir is not None:
-        path = run_dir / "result.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result.to_dict(), indent=2))
-        tmp.replace(path)
-    return result
+        train_s = time.perf_counter() - t0
+        if run_dir is not None and not overwrite:
+            stored = _stored_result(run_dir, trainer.rbm, trainer.loop.config_json, ais, data)
+            if stored is not None:
+                return stored
+        t1 = time.perf_counter()
+        nll, log_z = evaluate_nll(
+            trainer.rbm,
+            data,
+            ais_runs=ais["runs"],
+            ais_betas=ais["betas"],
+            seed=ais["seed"],
+            max_train=ais["max_train"],
+            max_test=ais["max_test"],
+            progress=progress,
+        )
+        result = RBMRunResult(
+            rbm=trainer.rbm,
+            test_nll=nll,
+            log_z=log_z,
+            history=history,
+            train_seconds=train_s,
+            eval_seconds=time.perf_counter() - t1,
+            dataset=getattr(data, "name", ""),
+            protocol=getattr(data, "protocol", ""),
+            run_dir=run_dir,
+            config=trainer.loop.config_json,
+            ais=ais,
+        )
+        if run_dir is not None:
+            path = run_dir / "result.json"
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(result.to_dict(), indent=2))
+            tmp.replace(path)
+        return result
