@@ -95,12 +95,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from physamp.energy import RBMLike, RBMParams, as_params
 from physamp.seeding import derive_seed
 
-__all__ = ["Sampler", "Composite", "Samples", "Chains", "UnknownOptionError", "check_beta"]
+__all__ = ["Sampler", "Composite", "Samples", "Chains", "UnknownOptionError", "check_beta", "check_positive"]
 
 
 class UnknownOptionError(TypeError):
@@ -169,28 +170,35 @@ class Samples:
         return Chains(self._v, self._h)
 
 
+def check_positive(value, name: str, meaning: str = "") -> float:
+    """``value`` as a float if it is a finite real number > 0, else a one-line ``ValueError``.
+
+    A real number is a Python or numpy number or a one-element tensor, not a bool. The one
+    check of every positive-number option of the sampler layer (β, prefactors, chain
+    strengths, ...); ``meaning`` is added to the message in parentheses.
+    """
+    x = value
+    if isinstance(x, torch.Tensor) and x.numel() == 1 and not x.is_complex():
+        x = x.item()
+    note = f" ({meaning})" if meaning else ""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise ValueError(
+            f"{name} must be a positive finite number{note}, got {value!r} of type {type(value).__name__}"
+        )
+    x = float(x)
+    if not (math.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be a positive finite number{note}, got {x!r}")
+    return x
+
+
 def check_beta(beta, name: str = "beta") -> float:
     """``beta`` as a float if it is a valid inverse temperature, else a one-line ``ValueError``.
 
     Valid: a real number (Python, numpy or a one-element tensor; not a bool) that is
-    finite and > 0. This is the one check of β for every backend (:class:`Sampler`
-    applies it to ``self.beta`` and to a per-call ``beta``).
+    finite and > 0 (:func:`check_positive`). This is the one check of β for every backend
+    (:class:`Sampler` applies it to ``self.beta`` and to a per-call ``beta``).
     """
-    value = beta
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a positive finite number (an inverse temperature, 1 for the model "
-            f"itself), got {beta!r} of type {type(beta).__name__}"
-        )
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(
-            f"{name} must be a positive finite number (an inverse temperature, 1 for the model "
-            f"itself), got {value!r}"
-        )
-    return value
+    return check_positive(beta, name, "an inverse temperature, 1 for the model itself")
 
 
 class _Beta:

@@ -73,7 +73,7 @@ import torch
 
 from physamp.energy import RBMParams
 from physamp.ising import IsingRBM, default_labels, ising_to_bqm, rbm_to_ising, resolve_labels
-from physamp.samplers.base import Chains, Sampler
+from physamp.samplers.base import Chains, Sampler, check_positive
 from physamp.samplers.dimod_io import (
     HANDFUL,
     NotBoltzmannWarning,  # noqa: F401  (importable from here)
@@ -147,14 +147,6 @@ def _max_scale(values: np.ndarray, lo: float, hi: float) -> float:
 
 def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _positive_number(name: str, value) -> float:
-    """``value`` as a float, or ``ValueError`` unless it is a positive finite real (not a bool)."""
-    if not _is_real(value) or not (math.isfinite(value) and value > 0):
-        kind = "" if _is_real(value) else f" of type {type(value).__name__}"
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}{kind}")
-    return float(value)
 
 
 def _check_range(name: str, value, where: str = "") -> tuple[float, float]:
@@ -321,11 +313,11 @@ class DWaveBackend(Sampler):
             )
         if topology is not None and embedding is not None:
             raise ValueError("give either a topology (one qubit per unit) or an embedding (chains)")
-        from physamp.samplers.embedding import _check_chain_strength
-
-        self.prefactor = None if prefactor is None else _positive_number("prefactor", prefactor)
-        self.beta_eff = None if beta_eff is None else _positive_number("beta_eff", beta_eff)
-        self.chain_strength = None if chain_strength is None else _check_chain_strength(chain_strength)
+        self.prefactor = None if prefactor is None else check_positive(prefactor, "prefactor")
+        self.beta_eff = None if beta_eff is None else check_positive(beta_eff, "beta_eff")
+        self.chain_strength = (
+            None if chain_strength is None else check_positive(chain_strength, "chain_strength")
+        )
         self.h_range = None if h_range is None else _check_range("h_range", h_range)
         self.j_range = None if j_range is None else _check_range("j_range", j_range)
         self.num_reads_per_call = _check_reads_cap(num_reads_per_call)
@@ -416,12 +408,10 @@ class DWaveBackend(Sampler):
 
     def _check_overrides(self, overrides: dict[str, Any]) -> None:
         """Per-call options: physamp's own by type and sign, the solver's against its parameters."""
-        from physamp.samplers.embedding import _check_chain_strength
-
         if overrides.get("prefactor") is not None:
-            _positive_number("prefactor", overrides["prefactor"])
+            check_positive(overrides["prefactor"], "prefactor")
         if overrides.get("chain_strength") is not None:
-            _check_chain_strength(overrides["chain_strength"])
+            check_positive(overrides["chain_strength"], "chain_strength")
         if "estimate_temperature" in overrides:
             _check_flag("estimate_temperature", overrides["estimate_temperature"])
         if "num_reads_per_call" in overrides:
@@ -471,7 +461,7 @@ class DWaveBackend(Sampler):
         pf = overrides.get("prefactor", self.prefactor)
         if pf is None:
             pf = 1.0 / self.beta_eff if self.beta_eff is not None else 1.0
-        return _positive_number("prefactor", pf)
+        return check_positive(pf, "prefactor")
 
     def _ranges(self, sampler):
         """``(h_range, j_range)``: the backend's overrides, else the solver's properties (checked)."""

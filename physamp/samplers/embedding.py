@@ -30,14 +30,13 @@ BQM's distribution only as far as the chains are strong and unbroken.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import dimod
 import numpy as np
 
+from physamp.samplers.base import check_positive
 from physamp.samplers.dimod_io import check_structured
 from physamp.seeding import derive_seed
 
@@ -103,7 +102,7 @@ class ChainEmbeddingComposite(dimod.ComposedSampler):
             "to give it a graph.",
         )
         if chain_strength is not None:
-            _check_chain_strength(chain_strength)
+            check_positive(chain_strength, "chain_strength")
         self._child = child
         self._adjacency: dict[Hashable, set] | None = None
         self._structure = None  # dwave.embedding.EmbeddedStructure of the current embedding
@@ -225,7 +224,7 @@ class ChainEmbeddingComposite(dimod.ComposedSampler):
         cs = self.chain_strength if chain_strength is None else chain_strength
         if cs is None:
             cs = default_chain_strength(bqm, self._child.properties.get("j_range"))
-        return _check_chain_strength(cs)
+        return check_positive(cs, "chain_strength")
 
     def embed_bqm(self, bqm, chain_strength: float | None = None):
         """The target BQM (on the child's qubits) that carries ``bqm``: what is programmed.
@@ -309,9 +308,3 @@ class ChainEmbeddingComposite(dimod.ComposedSampler):
         logical = self.unembed_sampleset(raw, bqm)
         logical.info["embedding_context"] = self.embedding_context(cs, logical)
         return logical
-
-
-def _check_chain_strength(cs) -> float:
-    if isinstance(cs, bool) or not isinstance(cs, numbers.Real) or not (math.isfinite(cs) and cs > 0):
-        raise ValueError(f"chain_strength must be a positive finite number, got {cs!r}")
-    return float(cs)
