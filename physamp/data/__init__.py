@@ -30,11 +30,22 @@ from physamp.data.binary import BinaryDataset, binarize, iterate_minibatches, nu
 from physamp.data.connect4 import load_connect4, parse_connect4, unlzw
 from physamp.data.download import cache_dir, find_shared_datasets
 from physamp.data.idx import read_idx, write_idx
+from physamp.data.images import (
+    IMAGE_DATASETS,
+    DatasetError,
+    DatasetNotFoundError,
+    ImageDataset,
+    load_image_dataset,
+)
 from physamp.data.mnist import load_mnist, load_mnist_bundled, load_mnist_default, load_mnist_offline
 
 __all__ = [
     "BinaryDataset",
     "DATASETS",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "IMAGE_DATASETS",
+    "ImageDataset",
     "binarize",
     "cache_dir",
     "default_dataset",
@@ -42,6 +53,7 @@ __all__ = [
     "iterate_minibatches",
     "load_connect4",
     "load_dataset",
+    "load_image_dataset",
     "load_mnist",
     "load_mnist_bundled",
     "load_mnist_offline",
