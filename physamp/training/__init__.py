@@ -24,6 +24,9 @@ One of each, so that no model family carries its own copy:
 - :func:`option`, :func:`add_config_arguments`, :func:`config_from_args`,
   :func:`apply_overrides` (:mod:`~physamp.training.options`): a config dataclass as
   the one source of a run's hyperparameters and of its command-line flags.
+- :class:`Distributed`, :class:`GlobalBatchNorm`, :func:`convert_global_batchnorm`
+  (:mod:`~physamp.training.distributed`): data-parallel training under ``torchrun``
+  (DDP, batch norm over the global batch, resume from process 0's checkpoint).
 """
 
 from physamp.training.checkpoint import (
@@ -39,6 +42,7 @@ from physamp.training.checkpoint import (
 from physamp.training.config import canonical_config, config_diff, to_jsonable
 from physamp.training.data import BatchOrder, ResumableLoader
 from physamp.training.device import default_threads, resolve_device, seed_everything, set_threads
+from physamp.training.distributed import Distributed, GlobalBatchNorm, convert_global_batchnorm
 from physamp.training.lock import FileLock, LockHeldError
 from physamp.training.loop import (
     Callback,
@@ -85,4 +89,7 @@ __all__ = [
     "add_config_arguments",
     "config_from_args",
     "apply_overrides",
+    "Distributed",
+    "GlobalBatchNorm",
+    "convert_global_batchnorm",
 ]

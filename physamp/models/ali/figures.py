@@ -157,6 +157,9 @@ class ALIFigures(Callback):
         paths = []
         if self.n_classes:
             paths.append(write_conditional_grid(ali, self.z[:10], self.n_classes, out / "conditional.png"))
+        elif ali.n_cond:  # attributes (CelebA): the validation images' own attribute vectors
+            n = min(len(self.z), len(self.y_val))
+            paths.append(write_sample_grid(ali, self.z[:n], out / "samples.png", self.y_val[:n]))
         else:
             paths.append(write_sample_grid(ali, self.z, out / "samples.png"))
         if ali.encoder is not None:

@@ -341,9 +341,19 @@ class ALITrainer:
         with amp:
             l_q, l_p = self.logits(x, y, z, eps)
         loss_d, loss_g = ali_losses(l_q, l_p)
-        if not bool(torch.isfinite(loss_d + loss_g)):  # checked before any update: nothing bad is applied
+        with torch.no_grad():
+            metrics = {
+                "loss_d": loss_d.detach(),
+                "loss_g": loss_g.detach(),
+                "d_q": torch.sigmoid(l_q.float()).mean(),
+                "d_p": torch.sigmoid(l_p.float()).mean(),
+            }
+        if self.dist is not None:  # the global batch's means; a NaN on any process reaches every process
+            metrics = self.dist.mean(metrics)
+        if not bool(torch.isfinite(metrics["loss_d"] + metrics["loss_g"])):  # before any update
             ckpt = None if self.loop is None else self.loop.checkpoint_path
-            raise NonFiniteLossError(step, {"loss_d": loss_d.item(), "loss_g": loss_g.item()}, ckpt)
+            losses = {"loss_d": metrics["loss_d"].item(), "loss_g": metrics["loss_g"].item()}
+            raise NonFiniteLossError(step, losses, ckpt)
         self.opt_d.zero_grad(set_to_none=True)
         self.opt_g.zero_grad(set_to_none=True)
         # both gradients from the one forward pass, before either update (simultaneous)
@@ -351,13 +361,7 @@ class ALITrainer:
         loss_g.backward(inputs=self.g_params)
         self.opt_d.step()
         self.opt_g.step()
-        with torch.no_grad():
-            return {
-                "loss_d": loss_d.detach(),
-                "loss_g": loss_g.detach(),
-                "d_q": torch.sigmoid(l_q.float()).mean(),
-                "d_p": torch.sigmoid(l_p.float()).mean(),
-            }
+        return metrics
 
     # --- the run ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -365,12 +369,11 @@ class ALITrainer:
 
     def config_dict(self) -> dict[str, Any]:
         out = {
-            "model": "ali",
-            "network": self.cfg.model,
+            **to_jsonable(self.cfg),  # its "model" is the network's name
+            "family": "gan" if self.cfg.gan else "ali",
             "seeding": SEEDING_VERSION,
             "n_train": int(self.x_train.shape[0]),
             "n_cond": self.n_cond,
-            **to_jsonable(self.cfg),
             "resolved": self.hp,
         }
         if self.data_identity is not None:
