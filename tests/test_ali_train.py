@@ -204,3 +204,12 @@ def test_post_hoc_inference_leaves_the_decoder_untouched():
         trainer.step(s)
     after = _params(trainer.ali.decoder)
     assert all(torch.equal(before[k], after[k]) for k in before)  # running statistics too
+
+
+def test_steps_overrides_whole_epochs():
+    trainer = ALITrainer(ALITrainConfig(model="toy", steps=7, batch_size=100), _points(300))
+    assert trainer.batches_per_epoch == 3 and trainer.total_steps == 7
+    history = trainer.fit(progress=False, log_every=7)
+    assert history[-1]["step"] == 7
+    # steps past the first epochs follow the data order of the next epochs
+    assert trainer.order.position(6) == (2, 0)

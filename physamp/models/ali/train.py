@@ -123,6 +123,8 @@ class ALITrainConfig:
     epochs: int | None = option(
         None, "passes over the training data (default: the table's)", type=positive_int
     )
+    steps: int | None = option(None, "total updates, instead of whole epochs (default: epochs x batches)",
+                               type=positive_int)  # fmt: skip
     batch_size: int | None = option(None, "global batch size (default: the table's)", type=positive_int)
     lr: float | None = option(None, "Adam learning rate (default: the table's, 1e-4)", type=positive_float)
     beta1: float | None = option(None, "Adam β₁ (default: the table's)")
@@ -139,7 +141,7 @@ class ALITrainConfig:
     def validate(self) -> ALITrainConfig:
         if self.model not in SPECS:
             raise ValueError(f"unknown ALI model {self.model!r}; choose one of {', '.join(SPECS)}")
-        for name in ("epochs", "batch_size", "cond_embed"):
+        for name in ("epochs", "steps", "batch_size", "cond_embed"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -244,7 +246,7 @@ class ALITrainer:
             raise ValueError(f"{n} training examples are fewer than one batch of {batch}; lower --batch-size")
         self.order = BatchOrder(n, batch, seed=cfg.seed, drop_last=True)
         self.batches_per_epoch = len(self.order)
-        self.total_steps = self.batches_per_epoch * self.hp["epochs"]
+        self.total_steps = cfg.steps or self.batches_per_epoch * self.hp["epochs"]
 
         if ali is None:
             gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "model-init"))
