@@ -391,12 +391,22 @@ def cmd_experiment(args) -> int:
     exp = load_experiment(args.name)  # checked before any work: the name, the preset, the overrides
     if args.preset not in exp.PRESETS:
         raise ValueError(f"experiment {args.name!r} has presets {sorted(exp.PRESETS)}, not {args.preset!r}")
-    overrides = check_overrides(args.name, exp.PRESETS[args.preset], parse_options(args.set))
+    overrides = parse_options(args.set)
+    out = args.out
+    for key, value in (("dataset", args.dataset), ("data_root", args.data_root)):
+        if value is not None:
+            if key not in exp.PRESETS[args.preset]:
+                flag = "--" + key.replace("_", "-")
+                raise ValueError(f"experiment {args.name!r} takes no {flag} (it has no {key!r} setting)")
+            overrides[key] = value
+    if args.dataset is not None and out is None:  # one output folder per dataset
+        out = os.path.join("results", args.name, f"{args.preset}-{args.dataset}")
+    overrides = check_overrides(args.name, exp.PRESETS[args.preset], overrides)
     dask = True if args.dask == "local" else args.dask
     summary = run_experiment(
         args.name,
         args.preset,
-        args.out,
+        out,
         workers=args.workers,
         dask=dask,
         progress=not args.no_progress,
@@ -655,6 +665,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a preset value, e.g. epochs=5 or seeds=[0,1,2] (repeatable; "
         "`physamp experiment NAME --help` lists the keys)",
+    )
+    s.add_argument(
+        "--dataset", default=None, help="the experiment's dataset, where it has one (= --set dataset=NAME)"
+    )
+    s.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="folder of that dataset's files (= --set data_root=DIR)",
     )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_experiment)
