@@ -1,4 +1,4 @@
-"""The experiments of thesis chapter 3 ("On the Challenges of Physical Implementations of RBMs").
+"""The experiments of thesis chapters 3 ("On the Challenges of Physical Implementations of RBMs") and 5 (ALI).
 
 One module per result; each states its protocol at the top and defines
 ``NAME``, ``PRESETS`` (``quick`` / ``full``), ``cells(preset)``, ``run_cell(cell)``
@@ -16,6 +16,8 @@ EXPERIMENTS = {
     "chimera": "physamp.experiments.chimera",
     "sample-grids": "physamp.experiments.sample_grids",
     "modern-topologies": "physamp.experiments.modern_topologies",
+    "ali-semi-supervised": "physamp.experiments.ali_semi_supervised",
+    "ali-toy": "physamp.experiments.ali_toy",
 }
 
 __all__ = ["EXPERIMENTS"]
