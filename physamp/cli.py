@@ -232,9 +232,11 @@ def cmd_train_ali(args) -> int:
     from physamp.models.ali import ALITrainConfig, ALITrainer, NonFiniteLossError
     from physamp.models.ali.data import load_ali_data
     from physamp.models.ali.figures import ALIFigures
-    from physamp.models.ali.train import DATASET_MODELS
+    from physamp.models.ali.train import DATASET_MODELS, check_amp
     from physamp.training import resolve_device
     from physamp.training.distributed import Distributed
+
+    FIGURE_IMAGES = 1000  # held-out images loaded for the figures (they use 50 and 16 pairs)
 
     dataset = args.dataset.lower()
     if dataset not in DATASET_MODELS:
@@ -243,23 +245,27 @@ def cmd_train_ali(args) -> int:
     cfg = config_from_args(ALITrainConfig, args, model=args.model or DATASET_MODELS[dataset])
     dist = Distributed.from_env(args.device)
     device = dist.device if dist is not None else resolve_device(args.device)
+    check_amp(cfg.amp, device)
     try:
         data = load_ali_data(dataset, args.data_root, download=args.download, max_train=args.max_train,
-                             seed=cfg.seed)  # fmt: skip
+                             max_held_out=FIGURE_IMAGES, seed=cfg.seed)  # fmt: skip
         kind = "GAN" if cfg.gan else ("conditional ALI" if cfg.conditional else "ALI")
-        run_dir = Path(
-            args.run_dir or f"runs/{kind.split()[-1].lower()}-{cfg.model}-{dataset}-seed{cfg.seed}"
-        )
+        family = "gan" if cfg.gan else ("cali" if cfg.conditional else "ali")
+        run_dir = Path(args.run_dir or f"runs/{family}-{cfg.model}-{dataset}-seed{cfg.seed}")
         y_train = data.conditioning("train") if cfg.conditional else None
         trainer = ALITrainer(cfg, data.x_train, y_train, device=device, data=data.identity, dist=dist)
         main_process = dist is None or dist.is_main
         if main_process:
             procs = f", {dist.world_size} processes" if dist is not None else ""
+            if cfg.steps:
+                length = f"{trainer.total_steps:,} steps ({trainer.batches_per_epoch:,} per epoch)"
+            else:
+                length = f"{trainer.hp['epochs']} epochs of {trainer.batches_per_epoch:,} steps"
             print(
                 f"physamp train-ali: {kind} ({cfg.model} model, {cfg.spec.table}) on {data.describe()}; "
-                f"{trainer.hp['epochs']} epochs of {trainer.batches_per_epoch} steps, batch "
-                f"{trainer.hp['batch_size']}, Adam lr {trainer.hp['lr']:g} betas ({trainer.hp['beta1']}, "
-                f"{trainer.hp['beta2']}) on {device}{procs}, {torch.get_num_threads()} thread(s) -> {run_dir}"
+                f"{length}, batch {trainer.hp['batch_size']}, Adam lr {trainer.hp['lr']:g} betas "
+                f"({trainer.hp['beta1']}, {trainer.hp['beta2']}) on {device}{procs}, "
+                f"{torch.get_num_threads()} thread(s) -> {run_dir}"
             )
         callbacks = []
         if cfg.spec.is_image and main_process:

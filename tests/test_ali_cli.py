@@ -45,12 +45,14 @@ def test_train_ali_toy_writes_the_toy_figure_and_mode_count(tmp_path, capsys):
     assert 1 <= metrics["modes"] <= 25 and 0 <= metrics["high_quality"] <= 1
     assert Image.open(run / "toy.png").size[0] > 100
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["family"] == "ali" and cfg["model"] == "toy" and cfg["resolved"]["beta1"] == 0.8
+    assert cfg["family"] == "ali" and cfg["model"] == "toy" and cfg["beta1"] == 0.8
     assert read_metrics(run / "metrics.jsonl")[-1]["step"] == 10
-    # the same command again finds the finished run and does not train again
+    # the same command again finds the finished run and does not train again; spelling out a
+    # default value (--lr 1e-4, the table's) is the same run
     before = load_checkpoint(run / "checkpoint.pt")["step"]
-    assert main(argv) == 0
+    assert main([*argv, "--lr", "1e-4", "--beta1", "0.8"]) == 0
     assert load_checkpoint(run / "checkpoint.pt")["step"] == before == 10
+    assert "--steps" not in capsys.readouterr().out
 
 
 def test_train_ali_gan_baseline(tmp_path, capsys):
@@ -109,9 +111,11 @@ def test_a_smaller_mnist_is_a_random_subset_of_every_class():
         (["--dataset", "mnst"], "unknown ALI dataset 'mnst'; choose one of toy, mnist"),
         (["--dataset", "mnist", "--model", "svhn"], "the svhn model takes images of shape (B, 3, 32, 32)"),
         (["--dataset", "toy", "--data-root", "x"], "the toy mixture is generated"),
-        (["--dataset", "toy", "--lr", "1e30", "--max-train", "300"], "the loss is not finite at step"),
+        (["--dataset", "toy", "--lr", "1e30", "--max-train", "300"], "the loss or its gradients are not finite at step"),
         (["--dataset", "toy", "--gan", "--conditional"], "the GAN baseline is unconditional"),
         (["--dataset", "toy", "--device", "cuda"], "CUDA is not available"),
+        (["--dataset", "toy", "--conditional"], "the toy mixture has no labels or attributes"),
+        (["--dataset", "toy", "--amp"], "--amp (bfloat16 autocast) is for CUDA"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
@@ -143,3 +147,54 @@ def test_missing_and_truncated_dataset_files_say_which_file(tmp_path, capsys):
     (folder / "data_batch_3").write_bytes(raw[: len(raw) // 2])  # truncated
     assert main(["train-ali", "--dataset", "cifar10", "--data-root", str(tmp_path / "cifar"), *TINY]) == 2
     assert "data_batch_3" in capsys.readouterr().err
+
+
+def test_steps_are_what_the_plan_prints(tmp_path, capsys):
+    argv = [
+        "--threads",
+        "1",
+        "train-ali",
+        "--dataset",
+        "toy",
+        "--steps",
+        "3",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
+    assert main([*argv, "--no-progress"]) == 0
+    assert "3 steps (1,000 per epoch)" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["step"] == 3
+
+
+def _fake_celeba(folder, n=12):
+    """Aligned 178x218 JPEGs, the 40-attribute list and the partition file, in CelebA's formats."""
+    (folder / "img_align_celeba").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
+    attrs = rng.choice([-1, 1], size=(n, 40))
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (218, 178, 3), dtype=np.uint8)).save(
+            folder / "img_align_celeba" / name
+        )
+    header = " ".join(f"A{i}" for i in range(40))
+    rows = [f"{nm} " + " ".join(map(str, a)) for nm, a in zip(names, attrs, strict=True)]
+    (folder / "list_attr_celeba.txt").write_text(f"{n}\n{header}\n" + "\n".join(rows) + "\n")
+    parts = [0] * (n - 4) + [1] * 4
+    (folder / "list_eval_partition.txt").write_text(
+        "".join(f"{nm} {p}\n" for nm, p in zip(names, parts, strict=True))
+    )
+
+
+def test_conditional_celeba_on_its_40_attributes(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHYSAMP_DATA", str(tmp_path / "cache"))
+    _fake_celeba(tmp_path / "celeba")
+    run = tmp_path / "run"
+    argv = ["--threads", "1", "train-ali", "--dataset", "celeba", "--data-root", str(tmp_path / "celeba")]
+    argv += ["--conditional", "--batch-size", "4", "--steps", "1", "--cond-embed", "8", "--run-dir", str(run)]
+    assert main([*argv, "--no-progress"]) == 0
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert ckpt["config"]["n_cond"] == 40 and ckpt["state:model"]["decoder.embed.linear.weight"].shape == (
+        8,
+        40,
+    )
+    assert Image.open(run / "samples.png").mode == "RGB"

@@ -308,8 +308,8 @@ def test_image_model_two_processes_match_one(two_procs, scenarios):
     """MNIST, dropout off: one step. Its gradients pass through many batch-norm layers whose
     backward cancels heavily in float32 (the float32 gradients of one process differ from the
     float64 ones by up to ~1%), so they are compared relative to their size; Adam's first step
-    (about lr · sign(g)) turns gradients that are nearly 0 into moves of ±lr, so the weights are
-    compared to within 2·lr."""
+    (about lr · sign(g)) turns gradients that are nearly 0 into moves of ±lr, so after the step the
+    weights could only be held to 2·lr, which any two runs meet: the gradients are the test."""
     one = scenarios.mnist(None)
     r0, r1 = (r["mnist"] for r in two_procs)
     assert _max_diff(r0["state"], r1["state"]) == 0.0
@@ -320,4 +320,3 @@ def test_image_model_two_processes_match_one(two_procs, scenarios):
     state = {k: v for k, v in one["state"].items() if "running" in k}  # a forward quantity: tight
     assert _max_diff(state, {k: r0["state"][k] for k in state}) < 1e-5
     _assert_same_ints(one["state"], r0["state"])
-    assert _max_diff(one["state"], r0["state"]) <= 2e-4 + 1e-6

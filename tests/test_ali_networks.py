@@ -175,3 +175,83 @@ def test_bad_input_is_a_clear_error():
         ali.discriminator(torch.rand(2, 3, 32, 32))
     with pytest.raises(ValueError, match="init_std"):
         build_ali("toy", init_std=float("nan"))
+
+
+# --- every row of Tables 5.3-5.6 against the spec's transcription (../shared/specs/ALI.md §3) ------
+SPEC = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "specs" / "ALI.md"
+SECTIONS = {"cifar10": "### 3.1", "svhn": "### 3.2", "celeba": "### 3.3", "imagenet64": "### 3.4"}
+PARTS = {"G_z(x)": "encoder", "G_x(z)": "decoder", "D(x)": "d_x", "D(z)": "d_z", "D(x, z)": "d_joint"}
+ACT = {"Leaky ReLU": "lrelu", "Linear": "linear", "Sigmoid": "sigmoid", "Maxout": "maxout"}
+
+
+def _row(op, k, s, fm, bn, drop, act, part):
+    act = ACT[act.strip()]
+    if part.startswith("d_") and act == "sigmoid":
+        act = "linear"  # the discriminator ends in a logit; its sigmoid is inside the loss
+    return (
+        "tconv" if op == "TConv" else "conv",
+        int(k),
+        int(s),
+        int(fm),
+        bn.strip() == "✓",
+        float(drop),
+        act,
+    )
+
+
+def _spec_tables():
+    """{model: {part: [rows]}} read from the spec's tables and from its one-line layer lists."""
+    import re
+
+    text = SPEC.read_text()
+    out = {}
+    for model, head in SECTIONS.items():
+        body = text[text.index(head) :]
+        body = body[: body.index("\n### ", 1)]
+        parts = {}
+        for block in re.split(r"\n(?=\*\*(?:G_[xz]\(|D\())", body)[1:]:
+            name = re.match(r"\*\*([^–]+?) –", block).group(1).strip()
+            part = PARTS[name]
+            rows = []
+            for m in re.finditer(
+                r"^\| (T?Conv) \| (\d)×\d \| (\d)×\d \| (\d+) \| ([✓×]) \| ([\d.]+) \| ([A-Za-z ]+?) \|",
+                block,
+                re.M,
+            ):
+                rows.append(_row(*m.groups(), part))
+            line = block.split("\n", 1)[0]
+            for m in re.finditer(
+                r"(T?Conv) (\d)×\d/(\d)×\d/(\d+), ([✓×]), ([\d.]+), ([A-Za-z ]+?)[;.]", line
+            ):
+                rows.append(_row(*m.groups(), part))
+            for m in re.finditer(r"(T?Conv) (\d)×\d (\d+) \(([✓×]), ([\d.]+), ([A-Za-z ]+?)\)", line):
+                op, k, fm, bn, drop, act = m.groups()
+                rows.append(_row(op, k, 1, fm, bn, drop, act, part))
+            if "identical layer list to CIFAR-10 G_x" in line:
+                rows = out["cifar10"]["decoder"]
+            parts[part] = rows
+        out[model] = parts
+    return out
+
+
+@pytest.mark.skipif(not SPEC.exists(), reason="the spec (../shared/specs/ALI.md) is not beside this checkout")
+@pytest.mark.parametrize("name", list(SECTIONS))
+def test_every_row_matches_the_thesis_table(name):
+    tables = _spec_tables()[name]
+    spec = SPECS[name]
+    assert set(tables) == {"encoder", "decoder", "d_x", "d_z", "d_joint"}
+    for part, rows in tables.items():
+        ours = [
+            (lay.op, lay.kernel, lay.stride, lay.out, lay.bn, lay.dropout, lay.act)
+            for lay in getattr(spec, part)
+        ]
+        assert ours == rows, (name, part)
+
+
+def test_the_slopes_and_pieces_follow_the_tables():
+    assert [SPECS[n].slope for n in ("cifar10", "svhn", "celeba", "imagenet64")] == [0.1, 0.01, 0.02, 0.01]
+    assert SPECS["cifar10"].pieces == 2 and SPECS["toy"].pieces == 5
+    lrelu = [m for m in build_ali("celeba").modules() if isinstance(m, nn.LeakyReLU)]
+    assert lrelu and all(m.negative_slope == 0.02 for m in lrelu)
+    drops = [m.p for m in build_ali("cifar10").discriminator.d_x.modules() if isinstance(m, nn.Dropout)]
+    assert drops == [0.2, 0.5, 0.5, 0.5, 0.5]  # dropout on each layer's input, as the table's rates

@@ -20,16 +20,17 @@ def test_cells_are_one_per_feature_set():
 
 
 def test_encoder_features_are_the_last_three_hidden_layers_and_mu():
-    ali = build_ali("mnist", seed=0).eval()
+    ali = build_ali("mnist", seed=0)
     x = (torch.rand(3, 1, 28, 28) * 255).round().to(torch.uint8)
-    f = exp.encoder_features(ali.encoder, x)
+    f = exp.encoder_features(ali.encoder, x)  # in eval mode, then back to the mode it found
+    assert ali.encoder.training
+    ali.eval()
     assert f.shape == (3, 256 * 3 * 3 + 512 + 512 + 64) and f.dtype == np.float32
     with torch.no_grad():
         mu, _ = ali.encoder.posterior(x.float() / 255)
         last_hidden = ali.encoder.body(x.float() / 255).flatten(1)
     assert np.allclose(f[:, -64:], mu.flatten(1).numpy(), atol=1e-6)
     assert np.allclose(f[:, -64 - 512 : -64], last_hidden.numpy(), atol=1e-6)
-    assert ali.training is False
 
 
 def test_untrained_baseline_takes_batch_norm_statistics_from_data():

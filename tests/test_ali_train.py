@@ -213,3 +213,24 @@ def test_steps_overrides_whole_epochs():
     assert history[-1]["step"] == 7
     # steps past the first epochs follow the data order of the next epochs
     assert trainer.order.position(6) == (2, 0)
+
+
+def test_a_nan_gradient_under_a_finite_loss_is_not_applied():
+    trainer = ALITrainer(ALITrainConfig(model="toy", epochs=1), _points())
+    weight = next(trainer.ali.decoder.parameters())
+    weight.register_hook(lambda g: g * float("nan"))  # the loss stays finite; one gradient does not
+    before = _params(trainer.ali)
+    with pytest.raises(NonFiniteLossError, match="gradient norm = nan"):
+        trainer.step(0)
+    after = _params(trainer.ali)
+    assert all(
+        torch.equal(before[k], after[k]) for k in before if "running" not in k and "num_batches" not in k
+    )
+    assert not trainer.opt_g.state  # no Adam moment was touched
+
+
+def test_a_model_handed_over_in_eval_mode_trains_in_train_mode():
+    ali = build_ali("toy", seed=0).eval()
+    trainer = ALITrainer(ALITrainConfig(model="toy", epochs=1), _points(), ali=ali)
+    trainer.step(0)
+    assert trainer.ali.training and trainer.ali.decoder.training

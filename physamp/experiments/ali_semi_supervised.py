@@ -41,6 +41,9 @@ import numpy as np
 import torch
 
 from physamp.experiments import common
+from physamp.models.ali.data import unit_float
+from physamp.models.ali.networks import BN_MOMENTUM
+from physamp.seeding import derive_seed
 
 NAME = "ali-semi-supervised"
 TITLE = "ALI encoder features for semi-supervised learning (thesis Table 5.1 protocol)"
@@ -71,42 +74,44 @@ def _data(cell: dict):
 
 
 def trained_encoder(cell: dict, data) -> tuple[torch.nn.Module, float]:
-    """The ALI model of ``cell`` trained (or loaded from the model cache), and its training seconds."""
+    """The ALI model of ``cell``, trained (on CUDA when there is one) or loaded from the model cache,
+    and its training seconds.
+
+    It trains in a run directory of the model cache (``ali-KEY/``), so a study stopped while
+    training resumes there; a finished run is marked by ``ali-KEY/done.json``.
+    """
     from physamp.models.ali import ALITrainConfig, ALITrainer, build_ali
     from physamp.models.ali.train import DATASET_MODELS
-    from physamp.training import load_checkpoint, load_component, save_components
+    from physamp.training import load_component, resolve_device
     from physamp.training.lock import FileLock
 
-    cfg = ALITrainConfig(model=DATASET_MODELS[cell["dataset"]], epochs=cell["epochs"], seed=cell["seed"])
-    key = common._key({"ali": cfg.__dict__, "data": data.identity, "max_steps": cell["max_steps"]})
-    path = common.model_cache_dir() / f"ali-{key}.pt"
+    model = DATASET_MODELS[cell["dataset"]]
+    cfg = ALITrainConfig(model=model, epochs=cell["epochs"], steps=cell["max_steps"], seed=cell["seed"])
+    run = common.model_cache_dir() / f"ali-{common._key({'ali': cfg.__dict__, 'data': data.identity})}"
+    done = run / "done.json"
 
-    def cached():
-        if not path.exists():
-            return None
+    def finished():
         try:
-            ckpt = load_checkpoint(path)
             ali = build_ali(cfg.model)
-            ali.load_state_dict(load_component(ckpt, "model"))
-            return ali, float(ckpt["seconds"])
+            ali.load_state_dict(load_component(run / "checkpoint.pt", "model"))
+            return ali, float(json.loads(done.read_text())["seconds"])
         except Exception:
-            return None  # a damaged entry is trained again
+            return None  # not trained yet, or a damaged entry: trained (or resumed) again
 
-    found = cached()
+    found = finished() if done.exists() else None
     if found is not None:
         return found
-    with FileLock(path.with_name(path.name + ".lock")).acquire(blocking=True):
-        found = cached()
+    run.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(run.with_name(run.name + ".lock")).acquire(blocking=True):
+        found = finished() if done.exists() else None
         if found is not None:
             return found
         t0 = time.perf_counter()
-        trainer = ALITrainer(cfg, data.x_train, data=data.identity)
-        trainer.fit(run_dir=None, progress=False, stop_after=cell["max_steps"])
+        trainer = ALITrainer(cfg, data.x_train, device=resolve_device("auto"), data=data.identity)
+        trainer.fit(run_dir=run, progress=False)
         seconds = time.perf_counter() - t0
-        save_components(
-            path, {"model": trainer.ali}, config=trainer.config_dict(), extra={"seconds": seconds}
-        )
-        return trainer.ali, seconds
+        done.write_text(json.dumps({"seconds": seconds, "steps": trainer.total_steps}) + "\n")
+        return trainer.ali.cpu(), seconds
 
 
 @torch.no_grad()
@@ -116,9 +121,7 @@ def encoder_features(encoder: torch.nn.Module, x: torch.Tensor, batch: int = 500
     encoder.eval()
     out = []
     for i in range(0, x.shape[0], batch):
-        xb = x[i : i + batch]
-        xb = xb.float().div(255) if xb.dtype == torch.uint8 else xb.float()
-        out.append(encoder.features(xb).numpy().astype(np.float32))
+        out.append(encoder.features(unit_float(x[i : i + batch])).numpy().astype(np.float32))
     encoder.train(was)
     return np.concatenate(out)
 
@@ -133,13 +136,14 @@ def run_cell(cell: dict) -> dict:
         raise ValueError(f"{data.name} has no class labels, so the SVM protocol cannot run on it")
     train_s = 0.0
     if cell["features"] == "pixels":
-        f_train = data.x_train.flatten(1).float().div(255).numpy()
+        f_train = unit_float(data.x_train).flatten(1).numpy()
         f_test = data.x_val.flatten(1).numpy()
     else:
         if cell["features"] == "ali":
             ali, train_s = trained_encoder(cell, data)
         else:
-            ali = build_ali(DATASET_MODELS[cell["dataset"]], seed=cell["seed"])
+            # the initial weights of the trained model (the trainer draws them from this seed)
+            ali = build_ali(DATASET_MODELS[cell["dataset"]], seed=derive_seed(cell["seed"], "model-init"))
             _batch_norm_statistics(ali.encoder, data.x_train[:2000])
         f_train = encoder_features(ali.encoder, data.x_train)
         f_test = encoder_features(ali.encoder, data.x_val)
@@ -177,11 +181,10 @@ def _batch_norm_statistics(encoder: torch.nn.Module, x: torch.Tensor, batch: int
             m.momentum = None  # a cumulative average over the batches below
     encoder.train()
     for i in range(0, x.shape[0], batch):
-        xb = x[i : i + batch]
-        encoder.features(xb.float().div(255) if xb.dtype == torch.uint8 else xb.float())
+        encoder.features(unit_float(x[i : i + batch]))
     for m in encoder.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.momentum = 0.05
+            m.momentum = BN_MOMENTUM
 
 
 def report(rows: list[dict], out_dir: Path, preset_name: str) -> None:

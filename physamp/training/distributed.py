@@ -68,12 +68,12 @@ Limitations
       derived from that state and its rank (distinct per process, the same on every
       rerun). So a resumed multi-process run with dropout differs from an uninterrupted
       one (without dropout, e.g. the toy, it is exact); a single-process resume is exact.
-    - The metrics logged are process 0's (the mean over its shard), unless the step
-      averages them with :meth:`Distributed.mean`.
+    - The ALI step averages its metrics over the processes with :meth:`Distributed.mean`
+      (the global batch's means); a non-finite loss on any process is therefore seen by every
+      process, and all stop at the same step.
     - The numbers of processes and of examples per process change the order of
       floating-point sums: runs with different ``k`` agree to rounding, not bitwise.
-    - An error in one process (e.g. a non-finite loss, checked per shard) stops that
-      process; ``torchrun`` then stops the others.
+    - Any other error in one process stops that process; ``torchrun`` then stops the others.
     - :class:`GlobalBatchNorm` computes the statistics with ordinary autograd operations,
       slower and heavier than a fused kernel: CPU runs are for tests and small models.
 """

@@ -146,9 +146,7 @@ class ALIFigures(Callback):
         self.x_val = x_val[:50].to(device)
         self.y_val = None if y_val is None else y_val[:50].to(device)
         self.pairs = (x_val[: 2 * n_pairs : 2].to(device), x_val[1 : 2 * n_pairs : 2].to(device))
-        self.eps = None
-        if ali.encoder is not None:
-            self.eps = torch.randn((len(self.x_val), *ali.encoder.noise_shape), generator=gen).to(device)
+        self.eps = ali.draw_eps(len(self.x_val), gen)  # None for a GAN
         self.n_classes = n_classes
         self.written: list[Path] = []
 

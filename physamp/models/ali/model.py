@@ -263,7 +263,9 @@ class ALI(nn.Module):
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None, *, mean: bool = False, eps=None):
         if self.encoder is None:
-            raise ValueError("a GAN has no encoder; train ALI, or add one (physamp.models.ali.baselines)")
+            raise ValueError(
+                "a GAN has no encoder; train ALI, or learn one afterwards (physamp.models.ali.baselines)"
+            )
         return self.encoder(x, y, eps=eps, mean=mean)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -272,7 +274,8 @@ class ALI(nn.Module):
     def sample_prior(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """``z ~ p(z) = N(0, I)``, shape ``(n, *latent_shape)``."""
         device = device or next(self.parameters()).device
-        return torch.randn((n, *self.latent_shape), generator=generator, device=device)
+        where = generator.device if generator is not None else device  # a CPU generator draws on the CPU
+        return torch.randn((n, *self.latent_shape), generator=generator, device=where).to(device)
 
     @torch.no_grad()
     def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -56,7 +56,7 @@ init std 0.02 as in that script; its 200 epochs are ``--epochs 200``, the defaul
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -463,11 +463,3 @@ def layer_shapes(layers: Sequence[Layer], in_shape: Sequence[int]) -> list[tuple
             shape = (layer.out, h, w)
         out.append(shape)
     return out
-
-
-def with_input_channels(spec: ModelSpec, channels: int) -> ModelSpec:
-    """``spec`` for images of ``channels`` channels (e.g. the SVHN model on grey images)."""
-    if not spec.is_image:
-        raise ValueError(f"the {spec.name} model does not take images")
-    dec = spec.decoder[:-1] + (replace(spec.decoder[-1], out=channels),)
-    return replace(spec, image_shape=(channels, *spec.image_shape[1:]), decoder=dec)

@@ -54,6 +54,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from physamp.models.ali.data import ALI_DATASETS, one_hot_labels, unit_float
 from physamp.models.ali.model import ALI, build_ali, check_images
 from physamp.models.ali.networks import SPECS
 from physamp.seeding import SEEDING_VERSION, derive_seed
@@ -66,21 +67,21 @@ __all__ = [
     "NonFiniteLossError",
     "ali_losses",
     "DATASET_MODELS",
+    "check_amp",
 ]
 
-#: the model each dataset trains by default
-DATASET_MODELS = {
-    "toy": "toy",
-    "mnist": "mnist",
-    "svhn": "svhn",
-    "cifar10": "cifar10",
-    "celeba": "celeba",
-    "imagenet64": "imagenet64",
-}
+#: the model each dataset trains by default (each has a model of its own name)
+DATASET_MODELS = {name: name for name in ALI_DATASETS}
+
+
+def check_amp(amp: bool, device: torch.device) -> None:
+    """``--amp`` (bfloat16 autocast) is for CUDA: a clear error elsewhere, before any work."""
+    if amp and torch.device(device).type != "cuda":
+        raise ValueError(f"--amp (bfloat16 autocast) is for CUDA; this run is on {device}")
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; the step it happened at was not applied."""
+    """A loss or a gradient became NaN or infinite; the update of that step was not applied."""
 
     def __init__(self, step: int, losses: dict[str, float], checkpoint: Path | None = None):
         self.step, self.losses, self.checkpoint = step, losses, checkpoint
@@ -88,7 +89,10 @@ class NonFiniteLossError(FloatingPointError):
 
     def __str__(self) -> str:
         values = ", ".join(f"{k} = {v}" for k, v in self.losses.items())
-        text = f"the loss is not finite at step {self.step:,} ({values}); that step was not applied"
+        text = (
+            f"the loss or its gradients are not finite at step {self.step:,} ({values}); that update "
+            f"(number {self.step + 1:,}) was not applied"
+        )
         if self.checkpoint is not None and self.checkpoint.exists():
             text += f". The last good checkpoint is {self.checkpoint}"
         return text + ". Lower the learning rate (--lr) or the initial weight scale (--init-std)"
@@ -157,6 +161,10 @@ class ALITrainConfig:
             raise ValueError("the GAN baseline is unconditional here; drop --gan or --conditional")
         if self.gan and not self.train_decoder:
             raise ValueError("a GAN with a frozen decoder trains nothing")
+        if self.conditional and self.model == "toy":
+            raise ValueError(
+                "the toy mixture has no labels or attributes to condition on; drop --conditional"
+            )
         return self
 
     # the table's value where the config says None
@@ -176,10 +184,6 @@ class ALITrainConfig:
         }
 
 
-def _as_float_images(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-
-
 class ALITrainer:
     """Train ALI (or the GAN baseline) on ``x_train`` with :class:`~physamp.training.TrainLoop`.
 
@@ -188,7 +192,8 @@ class ALITrainer:
         x_train: ``(N, *image_shape)`` in [0, 1] (float) or 0..255 (uint8, kept as uint8 on
             the device and scaled per batch), or ``(N, 2)`` points for the toy.
         y_train: the conditioning variable when ``cfg.conditional``: int class labels
-            ``(N,)`` (one-hot encoded here) or float ``(N, n_cond)`` (e.g. attributes).
+            ``(N,)`` (one-hot encoded here, with ``n_classes`` columns: default ``max + 1``) or
+            float ``(N, n_cond)`` (e.g. attributes).
         device: where to train.
         ali: a model to train (default: ``build_ali(cfg.model, ...)`` seeded from ``cfg.seed``).
         data: identity of the training data, stored in the run's config.
@@ -209,6 +214,7 @@ class ALITrainer:
         ali: ALI | None = None,
         data: dict[str, Any] | None = None,
         dist=None,
+        n_classes: int | None = None,
     ):
         self.cfg = cfg.validate()
         self.hp = cfg.resolved()
@@ -234,7 +240,11 @@ class ALITrainer:
         self.n_cond = 0
         self.y_train = None
         if cfg.conditional:
-            self.y_train = self._conditioning(y_train, x_train.shape[0]).to(self.device)
+            if y_train is None:
+                raise ValueError("conditional ALI needs labels (y_train), and this dataset has none")
+            if y_train.shape[0] != x_train.shape[0]:
+                raise ValueError(f"y_train has {y_train.shape[0]} rows but x_train has {x_train.shape[0]}")
+            self.y_train = one_hot_labels(y_train, n_classes).to(self.device)
             self.n_cond = self.y_train.shape[1]
         batch = self.hp["batch_size"]
         if batch % self.world_size:
@@ -259,7 +269,7 @@ class ALITrainer:
                 generator=gen,
             )
             if self.spec.is_image:
-                ali.decoder.init_output_bias(_as_float_images(x_train[:500]))
+                ali.decoder.init_output_bias(unit_float(x_train[:500]))
         if ali.spec.name != self.spec.name or ali.gan != cfg.gan:
             raise ValueError(f"the model given is {ali.spec.name} (gan={ali.gan}), the config asks for "
                              f"{self.spec.name} (gan={cfg.gan})")  # fmt: skip
@@ -281,25 +291,8 @@ class ALITrainer:
             self.encoder, self.decoder, self.discriminator = dist.wrap_players(self.ali, cfg.train_decoder)
         # z and ε of every step (the whole global batch; each process takes its slice)
         self.noise = torch.Generator(device=self.device).manual_seed(derive_seed(cfg.seed, "ali-noise"))
-        if cfg.amp and self.device.type != "cuda":
-            raise ValueError("--amp (bfloat16 autocast) is for CUDA; this run is on " + str(self.device))
+        check_amp(cfg.amp, self.device)
         self.loop: TrainLoop | None = None
-
-    def _conditioning(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        if y is None:
-            raise ValueError("conditional ALI needs labels (y_train), and this dataset has none")
-        if y.shape[0] != n:
-            raise ValueError(f"y_train has {y.shape[0]} rows but x_train has {n}")
-        if y.dim() == 1:
-            if y.is_floating_point() or y.min() < 0:
-                raise ValueError("class labels must be non-negative integers")
-            return F.one_hot(y.long(), int(y.max()) + 1).float()
-        if y.dim() == 2:
-            y = y.float()
-            if not torch.isfinite(y).all():
-                raise ValueError("y_train holds NaN or infinite values")
-            return y
-        raise ValueError(f"y_train must be (N,) labels or (N, n_cond), got shape {tuple(y.shape)}")
 
     # --- one step of Algorithm 1 ---------------------------------------------------------
     def _slice(self) -> slice:
@@ -309,7 +302,7 @@ class ALITrainer:
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This process's share of the global batch of ``step``."""
         idx = self.order.indices(*self.order.position(step))[self._slice()].to(self.device)
-        x = _as_float_images(self.x_train[idx]) if self.spec.is_image else self.x_train[idx].float()
+        x = unit_float(self.x_train[idx])
         y = None if self.y_train is None else self.y_train[idx]
         return x, y
 
@@ -335,6 +328,7 @@ class ALITrainer:
         return logits[: len(x)], logits[len(x) :]
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
+        self.ali.train()  # whatever mode the model was handed over in
         if not self.cfg.train_decoder:  # a frozen decoder is the trained one as evaluated: eval mode
             self.ali.decoder.eval()
         x, y = self.batch(step)
@@ -343,6 +337,11 @@ class ALITrainer:
         with amp:
             l_q, l_p = self.logits(x, y, z, eps)
         loss_d, loss_g = ali_losses(l_q, l_p)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
+        # both gradients from the one forward pass, before either update (simultaneous)
+        loss_d.backward(inputs=self.d_params, retain_graph=True)
+        loss_g.backward(inputs=self.g_params)
         with torch.no_grad():
             metrics = {
                 "loss_d": loss_d.detach(),
@@ -350,17 +349,17 @@ class ALITrainer:
                 "d_q": torch.sigmoid(l_q.float()).mean(),
                 "d_p": torch.sigmoid(l_p.float()).mean(),
             }
+            grads = [p.grad for p in self.d_params + self.g_params if p.grad is not None]
+            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
         if self.dist is not None:  # the global batch's means; a NaN on any process reaches every process
             metrics = self.dist.mean(metrics)
-        if not bool(torch.isfinite(metrics["loss_d"] + metrics["loss_g"])):  # before any update
+        # one host sync: losses and gradients finite, or nothing of this step is applied
+        if not bool(torch.isfinite(metrics["loss_d"] + metrics["loss_g"] + grad_norm)):
+            self.opt_d.zero_grad(set_to_none=True)
+            self.opt_g.zero_grad(set_to_none=True)
             ckpt = None if self.loop is None else self.loop.checkpoint_path
             losses = {"loss_d": metrics["loss_d"].item(), "loss_g": metrics["loss_g"].item()}
-            raise NonFiniteLossError(step, losses, ckpt)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.opt_g.zero_grad(set_to_none=True)
-        # both gradients from the one forward pass, before either update (simultaneous)
-        loss_d.backward(inputs=self.d_params, retain_graph=True)
-        loss_g.backward(inputs=self.g_params)
+            raise NonFiniteLossError(step, {**losses, "gradient norm": grad_norm.item()}, ckpt)
         self.opt_d.step()
         self.opt_g.step()
         return metrics
@@ -372,11 +371,12 @@ class ALITrainer:
     def config_dict(self) -> dict[str, Any]:
         out = {
             **to_jsonable(self.cfg),  # its "model" is the network's name
+            **self.hp,  # the table's values where the config said None: one spelling per run
             "family": "gan" if self.cfg.gan else "ali",
             "seeding": SEEDING_VERSION,
             "n_train": int(self.x_train.shape[0]),
             "n_cond": self.n_cond,
-            "resolved": self.hp,
+            "total_steps": self.total_steps,
         }
         if self.data_identity is not None:
             out["data"] = self.data_identity
