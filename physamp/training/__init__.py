@@ -2,6 +2,8 @@
 
 One of each, so that no model family carries its own copy:
 
+- :class:`Trainer` (:mod:`~physamp.training.trainer`): the one ``fit()``; a model family's
+  trainer defines ``step``, ``state``, ``config_dict`` and ``total_steps`` and inherits it.
 - :class:`TrainLoop` (:mod:`~physamp.training.loop`): the one training loop, with
   :class:`Callback` hooks, :func:`progress_bar`, metrics that stay on the device
   until a record is written, checkpoints and exact resume of every object in its
@@ -55,6 +57,7 @@ from physamp.training.loop import (
 )
 from physamp.training.metrics import MetricsLogger, read_metrics
 from physamp.training.options import add_config_arguments, apply_overrides, config_from_args, option
+from physamp.training.trainer import Trainer
 
 __all__ = [
     "CheckpointError",
@@ -77,6 +80,7 @@ __all__ = [
     "FileLock",
     "LockHeldError",
     "TrainLoop",
+    "Trainer",
     "Callback",
     "RunDirectoryError",
     "TrainingInterrupted",

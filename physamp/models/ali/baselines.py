@@ -73,7 +73,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -83,7 +82,7 @@ from physamp.models.ali.model import Decoder, Encoder, build_ali, init_weights_
 from physamp.models.ali.networks import TOY, build_stack, linear
 from physamp.models.ali.train import ALITrainConfig, ALITrainer, NonFiniteLossError
 from physamp.seeding import SEEDING_VERSION, derive_seed
-from physamp.training import BatchOrder, TrainingInterrupted, TrainLoop, resolve_device, to_jsonable
+from physamp.training import BatchOrder, Trainer, TrainLoop, resolve_device, to_jsonable
 
 __all__ = [
     "BaselineConfig",
@@ -166,58 +165,26 @@ def _check_points(x_train: torch.Tensor) -> torch.Tensor:
     return x_train
 
 
-class _Trainer:
+class _Trainer(Trainer):
     """What the baselines' trainers share: the loop, its state and the run's config."""
 
     kind = "baseline"
     cfg: BaselineConfig
-    loop: TrainLoop | None = None
 
     @property
     def total_steps(self) -> int:
         return self.cfg.steps
 
-    def state(self) -> dict[str, Any]:  # pragma: no cover - every trainer defines it
-        raise NotImplementedError
-
-    def step(self, step: int) -> dict[str, torch.Tensor]:  # pragma: no cover
-        raise NotImplementedError
-
     def config_dict(self) -> dict[str, Any]:
         return {"model": self.kind, "network": "toy", "seeding": SEEDING_VERSION, **asdict(self.cfg)}
 
-    def fit(
-        self,
-        run_dir: str | Path | None = None,
-        *,
-        progress: bool = True,
-        checkpoint_every: int | None = None,
-        stop_after: int | None = None,
-        log_every: int | None = None,
-        overwrite: bool = False,
-        callbacks=(),
-    ) -> list[dict]:
-        """Train (resuming from ``run_dir``'s checkpoint if it holds this run); returns the records."""
-        loop = TrainLoop(
-            self.step,
-            total_steps=self.total_steps,
-            state=self.state(),
-            run_dir=run_dir,
-            config=self.config_dict(),
-            checkpoint_every=checkpoint_every or min(self.total_steps, 1000),
-            log_every=log_every or min(self.total_steps, 100),
-            progress=progress,
-            desc=f"train-{self.kind}",
-            overwrite=overwrite,
-            callbacks=callbacks,
-        )
-        self.loop = loop
+    @property
+    def desc(self) -> str:
+        return f"train-{self.kind}"
+
+    def prepare(self, loop: TrainLoop, run_dir) -> bool:
         torch.manual_seed(derive_seed(self.cfg.seed, "global"))  # nothing draws from it; a resume restores it
-        try:
-            return loop.run(stop_after=stop_after)
-        except TrainingInterrupted as stop:
-            stop.steps_per_epoch = getattr(self, "batches_per_epoch", None)
-            raise
+        return True
 
 
 # --------------------------------------------------------------------------------- inverse mapping

@@ -58,7 +58,7 @@ from physamp.models.ali.data import ALI_DATASETS, one_hot_labels, unit_float
 from physamp.models.ali.model import ALI, build_ali, check_images
 from physamp.models.ali.networks import SPECS
 from physamp.seeding import SEEDING_VERSION, derive_seed
-from physamp.training import BatchOrder, TrainingInterrupted, TrainLoop, resolve_device, to_jsonable
+from physamp.training import BatchOrder, Trainer, TrainLoop, resolve_device, to_jsonable
 from physamp.training.options import option, positive_float, positive_int, seed_int
 
 __all__ = [
@@ -184,7 +184,7 @@ class ALITrainConfig:
         }
 
 
-class ALITrainer:
+class ALITrainer(Trainer):
     """Train ALI (or the GAN baseline) on ``x_train`` with :class:`~physamp.training.TrainLoop`.
 
     Args:
@@ -382,41 +382,19 @@ class ALITrainer:
             out["data"] = self.data_identity
         return out
 
-    def fit(
-        self,
-        run_dir: str | Path | None = None,
-        *,
-        progress: bool = True,
-        checkpoint_every: int | None = None,
-        stop_after: int | None = None,
-        log_every: int | None = None,
-        overwrite: bool = False,
-        callbacks=(),
-    ) -> list[dict]:
-        """Train (resuming from ``run_dir``'s checkpoint if it holds this run); returns the records.
+    @property
+    def desc(self) -> str:
+        return "train-gan" if self.cfg.gan else "train-ali"
 
-        In a distributed run only process 0 writes the run directory.
-        """
-        main = self.rank == 0
-        loop = TrainLoop(
-            self.step,
-            total_steps=self.total_steps,
-            state=self.state(),
-            run_dir=run_dir if main else None,
-            config=self.config_dict(),
-            checkpoint_every=checkpoint_every or self.batches_per_epoch,
-            log_every=log_every or min(self.batches_per_epoch, 100),
-            progress=progress and main,
-            desc="train-gan" if self.cfg.gan else "train-ali",
-            overwrite=overwrite,
-            callbacks=callbacks if main else (),
-        )
-        self.loop = loop
+    def loop_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """In a distributed run only process 0 writes the run directory, shows progress and draws figures."""
+        if self.rank == 0:
+            return options
+        return {"run_dir": None, "progress": False, "callbacks": ()}
+
+    def prepare(self, loop: TrainLoop, run_dir) -> bool:
         torch.manual_seed(derive_seed(self.cfg.seed, "global", self.rank))  # dropout; a resume restores it
-        if self.dist is not None:
-            self.dist.sync_resume(loop, run_dir)
-        try:
-            return loop.run(stop_after=stop_after, resume=self.dist is None)
-        except TrainingInterrupted as stop:
-            stop.steps_per_epoch = self.batches_per_epoch
-            raise
+        if self.dist is None:
+            return True
+        self.dist.sync_resume(loop, run_dir)  # every process starts from process 0's checkpoint
+        return False

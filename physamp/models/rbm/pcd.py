@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ import torch
 from physamp.models.rbm.model import BASE_RATE_SMOOTHING, RBM
 from physamp.samplers import Sampler, make_sampler
 from physamp.seeding import SEEDING_VERSION, derive_seed
-from physamp.training import BatchOrder, TrainingInterrupted, TrainLoop, resolve_device, to_jsonable
+from physamp.training import BatchOrder, Trainer, resolve_device, to_jsonable
 from physamp.training.options import (
     nonnegative_float,
     option,
@@ -237,7 +236,7 @@ def base_rate_init(rbm: RBM, data: torch.Tensor, smoothing: float = BASE_RATE_SM
     rbm.init_base_rate_(data, smoothing)
 
 
-class RBMTrainer:
+class RBMTrainer(Trainer):
     """Train ``rbm`` on ``train`` (grey levels in [0, 1], re-binarised per presentation).
 
     ``trainer.fit(run_dir=...)`` runs :class:`~physamp.training.TrainLoop`: progress,
@@ -253,6 +252,11 @@ class RBMTrainer:
     "root": ..., "binarize_seed": 0}``): it is stored as ``config["data"]``, so a run
     directory trained on other data is refused like any other config difference.
     """
+
+    desc = "train-rbm"
+
+    def intervals(self) -> tuple[int, int]:
+        return self.batches_per_epoch, self.batches_per_epoch  # a checkpoint and a record per epoch
 
     def __init__(
         self,
@@ -361,35 +365,3 @@ class RBMTrainer:
         if self.data_identity is not None:
             out["data"] = self.data_identity
         return out
-
-    def fit(
-        self,
-        run_dir: str | Path | None = None,
-        *,
-        progress: bool = True,
-        checkpoint_every: int | None = None,
-        stop_after: int | None = None,
-        log_every: int | None = None,
-        overwrite: bool = False,
-        callbacks=(),
-    ) -> list[dict]:
-        """Train (resuming from ``run_dir``'s checkpoint if it holds this run)."""
-        loop = TrainLoop(
-            self.step,
-            total_steps=self.total_steps,
-            state=self.state(),
-            run_dir=run_dir,
-            config=self.config_dict(),
-            checkpoint_every=checkpoint_every or self.batches_per_epoch,
-            log_every=log_every or self.batches_per_epoch,
-            progress=progress,
-            desc="train-rbm",
-            overwrite=overwrite,
-            callbacks=callbacks,
-        )
-        self.loop = loop
-        try:
-            return loop.run(stop_after=stop_after)
-        except TrainingInterrupted as stop:  # Ctrl-C: say where in epochs too
-            stop.steps_per_epoch = self.batches_per_epoch
-            raise
