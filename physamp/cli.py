@@ -305,27 +305,11 @@ def _ali_summary(trainer, data, run_dir, callbacks) -> None:
         )
     written = [p.name for cb in callbacks for p in getattr(cb, "written", [])]
     if trainer.cfg.model == "toy":
-        import torch
+        from physamp.models.ali.toy import evaluate_toy_model, plot_toy_panels
 
-        from physamp.models.ali.toy import plot_toy_panels, toy_metrics
-
-        ali = trainer.ali.eval()
-        gen = torch.Generator().manual_seed(trainer.cfg.seed)
-        with torch.no_grad():
-            x = data.x_val.to(trainer.device)
-            samples = ali.decode(ali.sample_prior(len(x), generator=gen).to(trainer.device))
-            panel = {"x": x.cpu(), "pz": ali.sample_prior(len(x), generator=gen), "x_samples": samples.cpu()}
-            kw = {}
-            if ali.encoder is not None:
-                qz = ali.encode(x, eps=ali.draw_eps(len(x), gen))
-                panel |= {"qz": qz.cpu(), "x_rec": ali.decode(qz).cpu()}
-                kw = {
-                    "x_data": x.cpu(),
-                    "x_rec": panel["x_rec"],
-                    "z_data": panel["qz"],
-                    "z_prior": panel["pz"],
-                }
-        metrics = toy_metrics(panel["x_samples"], **kw)
+        ali = trainer.ali.cpu().eval()
+        encode = None if ali.encoder is None else (lambda x, eps: ali.encoder(x, eps=eps))
+        metrics, panel = evaluate_toy_model(ali.decoder, encode, data.x_val, seed=trainer.cfg.seed)
         label = "GAN" if trainer.cfg.gan else "ALI"
         plot_toy_panels({label: panel}, run_dir / "toy.png")
         written.append("toy.png")

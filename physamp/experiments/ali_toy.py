@@ -83,7 +83,7 @@ from physamp.experiments import common
 from physamp.experiments.sweep import cell_key
 from physamp.models.ali.baselines import BaselineConfig, InverseMappingTrainer, PostHocTrainer, VAETrainer
 from physamp.models.ali.model import ALI
-from physamp.models.ali.toy import STD, grid_mixture, plot_toy_panels, toy_metrics
+from physamp.models.ali.toy import STD, evaluate_toy_model, grid_mixture, plot_toy_panels
 from physamp.models.ali.train import ALITrainConfig, ALITrainer, NonFiniteLossError
 from physamp.training import load_checkpoint, load_component, save_components
 
@@ -289,11 +289,6 @@ def trained_run(cell: dict) -> tuple[ALI, dict]:
 
 
 # -------------------------------------------------------------------------------------- evaluation
-def _finite(t: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(t).all(1)
-
-
-@torch.no_grad()
 def evaluate(
     decode: Callable[[torch.Tensor], torch.Tensor],
     encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
@@ -301,45 +296,16 @@ def evaluate(
     *,
     mmd_permutations: int = 0,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The toy metrics of one model and the points of its Fig. 5.8 column.
-
-    ``decode(z)`` gives x; ``encode(x, eps)`` gives one z ~ q(z | x) per point (None: a GAN). Samples
-    come from ``n_eval`` prior draws (seeded), codes and reconstructions from the held-out points.
-    Non-finite points (a diverged model) are counted (``nonfinite``) and left out of the metrics.
-    """
-    n = cell["n_eval"]
-    g = torch.Generator().manual_seed(cell["data_seed"] + 2)
-    z_prior = torch.randn(n, 2, generator=g)
-    eps = torch.randn(n, 2, generator=g)
-    x = held_out(cell)
-    samples = decode(z_prior).float()
-    points: dict[str, torch.Tensor] = {"x": x, "pz": z_prior, "x_samples": samples}
-    ok = _finite(samples)
-    out: dict[str, Any] = {}
-    if ok.any():
-        out.update(toy_metrics(samples[ok]))
-    else:
-        out.update(modes=0, high_quality=0.0, modes_high_quality=0)
-    nonfinite = int((~ok).sum())
-    if encode is not None:
-        qz = encode(x, eps).float()
-        x_rec = decode(qz).float()
-        points.update(qz=qz, x_rec=x_rec)
-        pair = _finite(qz) & _finite(x_rec)
-        nonfinite += int((~pair).sum())
-        if int(pair.sum()) >= 2:
-            out.update(
-                toy_metrics(
-                    x_data=x[pair],
-                    x_rec=x_rec[pair],
-                    z_data=qz[pair],
-                    z_prior=z_prior,
-                    mmd_permutations=mmd_permutations,
-                    seed=cell["data_seed"],
-                )
-            )
-    out["nonfinite"] = nonfinite
-    return out, points
+    """:func:`~physamp.models.ali.toy.evaluate_toy_model` on the cell's held-out points (prior draws
+    and ε seeded by ``data_seed + 2``)."""
+    return evaluate_toy_model(
+        decode,
+        encode,
+        held_out(cell),
+        seed=cell["data_seed"] + 2,
+        mmd_permutations=mmd_permutations,
+        mmd_seed=cell["data_seed"],
+    )
 
 
 def _ali_coders(ali: ALI):

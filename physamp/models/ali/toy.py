@@ -72,6 +72,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "evaluate_toy_model",
     "GRID",
     "MEANS",
     "STD",
@@ -454,3 +455,56 @@ def plot_toy_panels(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+@torch.no_grad()
+def evaluate_toy_model(
+    decode,
+    encode,
+    x_held_out,
+    *,
+    seed: int = 0,
+    mmd_permutations: int = 0,
+    mmd_seed: int = 0,
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The toy metrics of one model and the points of its Fig. 5.8 column (for :func:`plot_toy_panels`).
+
+    ``decode(z)`` gives x for ``z`` of shape ``(n, 2)``; ``encode(x, eps)`` gives one
+    ``z ~ q(z | x)`` per point (None for a GAN). The ``n = len(x_held_out)`` prior draws and the
+    encoder's ε come from a generator seeded by ``seed`` (first z, then ε). Samples: ``decode(z)``;
+    codes and reconstructions: of the held-out points. Non-finite points (a diverged model) are
+    counted (``nonfinite``) and left out of the metrics. Put the model in eval mode first.
+    """
+    x = _as_points(x_held_out, "x_held_out").to(torch.float32)
+    n = x.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    z_prior = torch.randn(n, 2, generator=g)
+    eps = torch.randn(n, 2, generator=g)
+    samples = decode(z_prior).float().cpu()
+    points: dict[str, torch.Tensor] = {"x": x, "pz": z_prior, "x_samples": samples}
+    ok = torch.isfinite(samples).all(1)
+    out: dict = {}
+    if ok.any():
+        out.update(toy_metrics(samples[ok]))
+    else:
+        out.update(modes=0, high_quality=0.0, modes_high_quality=0)
+    nonfinite = int((~ok).sum())
+    if encode is not None:
+        qz = encode(x, eps).float().cpu()
+        x_rec = decode(qz).float().cpu()
+        points.update(qz=qz, x_rec=x_rec)
+        pair = torch.isfinite(qz).all(1) & torch.isfinite(x_rec).all(1)
+        nonfinite += int((~pair).sum())
+        if int(pair.sum()) >= 2:
+            out.update(
+                toy_metrics(
+                    x_data=x[pair],
+                    x_rec=x_rec[pair],
+                    z_data=qz[pair],
+                    z_prior=z_prior,
+                    mmd_permutations=mmd_permutations,
+                    seed=mmd_seed,
+                )
+            )
+    out["nonfinite"] = nonfinite
+    return out, points
