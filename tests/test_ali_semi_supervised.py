@@ -386,3 +386,18 @@ def test_blas_threads_do_not_change_the_result(blob_data, blob_result):
     assert r.errors == blob_result.errors
     with pytest.raises(ValueError, match="blas_threads must be an int >= 1"):
         svm_protocol(*blob_data, **SMALL, blas_threads=0)
+
+
+def test_the_c_scan_stops_after_patience_values_without_improvement(blob_data):
+    """With patience 1 the scan (smallest C first, whatever the grid's order) stops at the first C
+    that does not improve on the best so far; it sees the same validation errors as a full scan
+    up to there and picks the best of them."""
+    grid = list(np.logspace(-5, 1, 7))
+    full = svm_protocol(*blob_data, **{**SMALL, "c_grid": grid}, seed=3, patience=None)
+    short = svm_protocol(*blob_data, **{**SMALL, "c_grid": grid[::-1]}, seed=3, patience=1)  # any order
+    curve = [e for _, e in full.val_curve]
+    assert len(full.val_curve) == 7
+    first_stall = next(i for i in range(1, 7) if curve[i] >= min(curve[:i]))
+    assert [c for c, _ in short.val_curve] == pytest.approx(grid[: first_stall + 1])
+    assert [e for _, e in short.val_curve] == pytest.approx(curve[: first_stall + 1])
+    assert short.c == pytest.approx(grid[int(np.argmin(curve[: first_stall + 1]))])
