@@ -42,6 +42,16 @@ from conftest import tiny_train_args
 TINY = tiny_train_args(epochs=1)
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_reaches_python():
+    """These tests press Ctrl-C. A shell that starts pytest as a background job (``cmd &``, nohup)
+    sets SIGINT to be ignored, and the loop rightly leaves an ignored Ctrl-C alone; give the tests
+    Python's own handler, as an interactive terminal would."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 def toy_data(n=64, d=16, seed=0):
     return torch.rand(n, d, generator=torch.Generator().manual_seed(seed))
 
