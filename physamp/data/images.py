@@ -47,7 +47,6 @@ how to fix it.
 from __future__ import annotations
 
 import codecs
-import contextvars
 import hashlib
 import os
 import pickle
@@ -158,11 +157,10 @@ def load_image_dataset(
     }[key]
     if dtype not in (torch.float32, torch.uint8):
         raise DatasetError(f"dtype must be torch.float32 or torch.uint8, got {dtype!r}")
-    token = _PIXEL_DTYPE.set(dtype)
-    try:
-        return loader(root, download, *limits)
-    finally:
-        _PIXEL_DTYPE.reset(token)
+    ds = loader(root, download, *limits)  # the loaders give uint8 pixels
+    if dtype == torch.float32:  # x / 255, as in physamp.data.mnist
+        ds.train, ds.test = ds.train.to(torch.float32).div_(255.0), ds.test.to(torch.float32).div_(255.0)
+    return ds
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -180,19 +178,11 @@ def _folder(root, dataset: str) -> Path:
     return Path(root).expanduser() if root is not None else cache_dir() / dataset
 
 
-#: the pixel type of the load in progress (``load_image_dataset(dtype=...)``), read by every loader
-_PIXEL_DTYPE: contextvars.ContextVar[torch.dtype] = contextvars.ContextVar(
-    "pixel_dtype", default=torch.float32
-)
-
-
-def _to_float(images_u8: np.ndarray) -> torch.Tensor:
-    """uint8 ``(N, C, H, W)`` -> float32 in [0, 1] (x / 255, as in physamp.data.mnist), or kept as
-    uint8 when the load asked for ``dtype=torch.uint8``."""
-    x = torch.from_numpy(np.ascontiguousarray(images_u8))
-    if _PIXEL_DTYPE.get() == torch.uint8:
-        return x.clone() if not x.is_contiguous() or not x.numpy().flags.writeable else x
-    return x.to(torch.float32).div_(255.0)
+def _pixels(images_u8: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` as a (writeable, contiguous) uint8 tensor; :func:`load_image_dataset`
+    scales it to float32 when asked."""
+    x = np.ascontiguousarray(images_u8)
+    return torch.from_numpy(x if x.flags.writeable else x.copy())
 
 
 def _labels(y: np.ndarray) -> torch.Tensor:
@@ -256,8 +246,8 @@ def _load_mnist(root, download, max_train, max_test) -> ImageDataset:
     return ImageDataset(
         name=name,
         source=source,
-        train=_to_float(xtr[:, None]),
-        test=_to_float(xte[:, None]),
+        train=_pixels(xtr[:, None]),
+        test=_pixels(xte[:, None]),
         train_labels=_labels(ytr),
         test_labels=_labels(yte),
         classes=[str(d) for d in range(10)],
@@ -315,8 +305,8 @@ def _load_svhn(root, download, max_train, max_test) -> ImageDataset:
     return ImageDataset(
         name="svhn",
         source=f"{folder / names['train']} + {folder / names['test']} (labels 10 -> 0)",
-        train=_to_float(xtr),
-        test=_to_float(xte),
+        train=_pixels(xtr),
+        test=_pixels(xte),
         train_labels=_labels(ytr),
         test_labels=_labels(yte),
         classes=[str(d) for d in range(10)],
@@ -382,8 +372,8 @@ def _load_cifar10(root, download, max_train, max_test) -> ImageDataset:
     return ImageDataset(
         name="cifar10",
         source=origin,
-        train=_to_float(xtr.reshape(-1, 3, 32, 32)),
-        test=_to_float(xte.reshape(-1, 3, 32, 32)),
+        train=_pixels(xtr.reshape(-1, 3, 32, 32)),
+        test=_pixels(xte.reshape(-1, 3, 32, 32)),
         train_labels=_labels(ytr),
         test_labels=_labels(yte),
         classes=_read_cifar_meta(batches / "batches.meta", origin),
@@ -604,8 +594,8 @@ def _load_celeba(root, download, max_train, max_test) -> ImageDataset:
             f"{folder} (img_align_celeba resized to 64x78 with Lanczos, centre 64x64 kept; train = "
             f"partition 0, test = partition 1 (valid), from {split_from})"
         ),
-        train=_to_float(images[: len(train_idx)]),
-        test=_to_float(images[len(train_idx) :]),
+        train=_pixels(images[: len(train_idx)]),
+        test=_pixels(images[len(train_idx) :]),
         train_labels=torch.from_numpy(attrs[train_idx]),
         test_labels=torch.from_numpy(attrs[test_idx]),
         classes=attr_names,
@@ -827,8 +817,8 @@ def _load_imagenet64(root, download, max_train, max_test) -> ImageDataset:
     return ImageDataset(
         name="imagenet64",
         source=f"{folder} ({', '.join(used) or 'no train batch'} + {IMAGENET64_VAL}; labels 1-1000 -> 0-999)",
-        train=_to_float(xtr),
-        test=_to_float(xte),
+        train=_pixels(xtr),
+        test=_pixels(xte),
         train_labels=_labels(ytr),
         test_labels=_labels(yte),
         classes=None,
