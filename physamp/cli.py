@@ -539,19 +539,23 @@ def build_parser() -> argparse.ArgumentParser:
             "--binarize-seed", type=seed_int, default=0, help="seed of the test set's one-off binarisation"
         )
 
+    def run_options(s: argparse.ArgumentParser, default_dir: str) -> None:
+        """--device, --run-dir and --overwrite: what every training command takes."""
+        s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+        s.add_argument(
+            "--run-dir",
+            default=None,
+            help=f"output directory (default {default_dir}); rerunning a command resumes its run",
+        )
+        s.add_argument(
+            "--overwrite", action="store_true", help="start over in a run directory that holds another run"
+        )
+
     s = command("train-rbm", "train an RBM with any negative-phase backend and report its test NLL")
     data_options(s)
     # every training hyper-parameter: flags, defaults and help from RBMTrainConfig's fields
     add_config_arguments(s, RBMTrainConfig)
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    s.add_argument(
-        "--run-dir",
-        default=None,
-        help="output directory (default runs/rbm-SAMPLER-VxH-seedS); rerunning a command resumes its run",
-    )
-    s.add_argument(
-        "--overwrite", action="store_true", help="start over in a run directory that holds another run"
-    )
+    run_options(s, "runs/rbm-SAMPLER-VxH-seedS")
     s.add_argument("--ais-runs", type=positive_int, default=100, help="AIS runs (importance samples)")
     s.add_argument(
         "--ais-betas",
@@ -578,15 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--download", action="store_true", help="download svhn or cifar10 (checksummed)")
     s.add_argument("--max-train", type=positive_int, default=None, help="train on the first N examples only")
     add_config_arguments(s, ALITrainConfig, exclude=("model",))
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    s.add_argument(
-        "--run-dir",
-        default=None,
-        help="output directory (default runs/ali-MODEL-DATASET-seedS); rerunning a command resumes its run",
-    )
-    s.add_argument(
-        "--overwrite", action="store_true", help="start over in a run directory that holds another run"
-    )
+    run_options(s, "runs/ali-MODEL-DATASET-seedS; gan- or cali- for --gan or --conditional")
     s.add_argument(
         "--figure-every", type=positive_int, default=None, metavar="STEPS",
         help="also write the PNGs every STEPS steps (always at the end)",

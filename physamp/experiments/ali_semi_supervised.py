@@ -83,7 +83,6 @@ def trained_encoder(cell: dict, data) -> tuple[torch.nn.Module, float]:
     from physamp.models.ali import ALITrainConfig, ALITrainer, build_ali
     from physamp.models.ali.train import DATASET_MODELS
     from physamp.training import load_component, resolve_device
-    from physamp.training.lock import FileLock
 
     model = DATASET_MODELS[cell["dataset"]]
     cfg = ALITrainConfig(model=model, epochs=cell["epochs"], steps=cell["max_steps"], seed=cell["seed"])
@@ -98,20 +97,15 @@ def trained_encoder(cell: dict, data) -> tuple[torch.nn.Module, float]:
         except Exception:
             return None  # not trained yet, or a damaged entry: trained (or resumed) again
 
-    found = finished() if done.exists() else None
-    if found is not None:
-        return found
-    run.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(run.with_name(run.name + ".lock")).acquire(blocking=True):
-        found = finished() if done.exists() else None
-        if found is not None:
-            return found
+    def train() -> tuple[torch.nn.Module, float]:
         t0 = time.perf_counter()
         trainer = ALITrainer(cfg, data.x_train, device=resolve_device("auto"), data=data.identity)
-        trainer.fit(run_dir=run, progress=False)
+        trainer.fit(run_dir=run, progress=False)  # a study stopped while training resumes here
         seconds = time.perf_counter() - t0
         done.write_text(json.dumps({"seconds": seconds, "steps": trainer.total_steps}) + "\n")
         return trainer.ali.cpu(), seconds
+
+    return common.cached(run, lambda: finished() if done.exists() else None, train)
 
 
 @torch.no_grad()

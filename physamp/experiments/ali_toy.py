@@ -216,7 +216,6 @@ def _fit_or_load(trainer, modules: dict[str, torch.nn.Module], path: Path, confi
     when it trained), the steps done, the step whose loss was not finite (None), the last record's
     metrics. A run whose loss stops being finite keeps its last finite state (that step is not applied).
     """
-    from physamp.training.lock import FileLock
 
     def load() -> dict | None:
         if not path.exists():
@@ -235,14 +234,7 @@ def _fit_or_load(trainer, modules: dict[str, torch.nn.Module], path: Path, confi
         except Exception:
             return None  # a damaged or old entry is retrained and rewritten atomically
 
-    info = load()
-    if info is not None:
-        return info
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(path.with_name(path.name + ".lock")).acquire(blocking=True):
-        info = load()
-        if info is not None:
-            return info
+    def make() -> dict:
         diverged = None
         t0 = time.perf_counter()
         try:
@@ -261,7 +253,9 @@ def _fit_or_load(trainer, modules: dict[str, torch.nn.Module], path: Path, confi
             step=steps,
             extra={"seconds": seconds, "diverged_at": diverged, "final": final},
         )
-    return {"seconds": seconds, "steps": steps, "diverged_at": diverged, "final": final, "cached": False}
+        return {"seconds": seconds, "steps": steps, "diverged_at": diverged, "final": final, "cached": False}
+
+    return common.cached(path, load, make)
 
 
 def _model_path(cell: dict) -> Path:

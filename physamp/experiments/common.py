@@ -20,7 +20,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +35,7 @@ from physamp.training import load_checkpoint, load_component, save_components
 __all__ = [
     "dataset",
     "trained_rbm",
+    "cached",
     "evaluate_nll",
     "make_cell",
     "train_and_evaluate",
@@ -89,6 +90,23 @@ def _key(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def cached(path: Path, load: Callable[[], Any], make: Callable[[], Any]) -> Any:
+    """``load()`` when it finds the entry at ``path`` (not None), else ``make()`` under the entry's lock.
+
+    One worker makes an entry that several cells need; the others wait for its lock and then
+    load it. ``load`` returns None for an entry that is missing or damaged (it is made again).
+    """
+    from physamp.training.lock import FileLock
+
+    found = load()
+    if found is not None:
+        return found
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_name(path.name + ".lock")).acquire(blocking=True):
+        found = load()
+        return found if found is not None else make()
+
+
 def trained_rbm(
     train: dict, data_name: str = "mnist-default", max_train: int | None = None
 ) -> tuple[RBM, float]:
@@ -100,20 +118,12 @@ def trained_rbm(
     is a checkpoint in the one layout of :mod:`physamp.training.checkpoint`
     (``load_component(path, "model")`` reads it, as for any run).
     """
-    from physamp.training.lock import FileLock
-
     cfg = RBMTrainConfig(**train)
     data = dataset(data_name)
     key = _key({"train": asdict(cfg), "data": data.name, "max_train": max_train})
     path = model_cache_dir() / f"rbm-{key}.pt"
-    cached = _cached_model(path)
-    if cached is not None:
-        return cached
-    # one worker trains a model that several cells need; the others wait for it and load it
-    with FileLock(path.with_name(path.name + ".lock")).acquire(blocking=True):
-        cached = _cached_model(path)
-        if cached is not None:
-            return cached
+
+    def make() -> tuple[RBM, float]:
         import time
 
         x = data.train if max_train is None else data.train[:max_train]
@@ -122,10 +132,11 @@ def trained_rbm(
         trainer = RBMTrainer(cfg, x, data=identity)
         trainer.fit(run_dir=None, progress=False)
         seconds = time.perf_counter() - t0
-        save_components(
-            path, {"model": trainer.rbm}, config=trainer.config_dict(), extra={"seconds": seconds}
-        )
-    return trainer.rbm, seconds
+        extra = {"seconds": seconds}
+        save_components(path, {"model": trainer.rbm}, config=trainer.config_dict(), extra=extra)
+        return trainer.rbm, seconds
+
+    return cached(path, lambda: _cached_model(path), make)
 
 
 def _cached_model(path: Path) -> tuple[RBM, float] | None:
