@@ -24,6 +24,11 @@ Metrics:
     when a record is written (every ``log_every`` steps, the mean over those steps), so
     a step does not wait for the device. A partial sum is part of the checkpoint, so
     records are the same whether or not the run was interrupted in between.
+    A metric may also be a pair ``(total, count)`` (e.g. the summed loss of the batch's
+    examples of one style, and how many there were): its record is ``Σ total / Σ count``
+    over the window, the mean per example, and it is left out of a record whose window
+    had no example. Metrics whose name holds a ``/`` (per-group ones) are logged but kept
+    off the progress bar.
 
 Run directory:
     It holds ``config.json``, ``checkpoint.pt`` and ``metrics.jsonl`` (or ``.csv``).
@@ -203,58 +208,81 @@ class _MetricSums:
 
     def __init__(self) -> None:
         self.sums: dict[str, Any] = {}
+        self.weights: dict[str, Any] = {}  # the summed counts of the weighted metrics
         self.count = 0
 
     def add(self, metrics: dict[str, Any]) -> None:
         for k, v in metrics.items():
-            if isinstance(v, torch.Tensor):
-                if v.numel() != 1:
-                    raise ValueError(
-                        f"metric {k!r} is a tensor of shape {tuple(v.shape)}; a step's metrics must be "
-                        "scalars (return e.g. loss.mean() or loss.detach())"
-                    )
-                # summed in float64 on the device (float32 on MPS, which has no float64), as
-                # Python floats would be: no sync, and no float32 rounding of long windows
-                wide = torch.float32 if v.device.type == "mps" else torch.float64
-                v = v.detach().reshape(()).to(wide)
-            else:
-                try:
-                    v = float(v)
-                except (TypeError, ValueError):
-                    raise TypeError(
-                        f"metric {k!r} is a {type(v).__qualname__}; a step's metrics must be numbers or "
-                        "scalar tensors"
-                    ) from None
-            self.sums[k] = self.sums.get(k, 0.0) + v
+            if isinstance(v, tuple):  # (total, count): a mean over the window's examples, not its steps
+                if len(v) != 2:
+                    raise ValueError(f"metric {k!r} is a tuple of {len(v)}; a weighted one is (total, count)")
+                total, n = (self._scalar(k, x) for x in v)
+                self.sums[k] = self.sums.get(k, 0.0) + total
+                self.weights[k] = self.weights.get(k, 0.0) + n
+                continue
+            self.sums[k] = self.sums.get(k, 0.0) + self._scalar(k, v)
         self.count += 1
+
+    @staticmethod
+    def _scalar(k: str, v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            if v.numel() != 1:
+                raise ValueError(
+                    f"metric {k!r} is a tensor of shape {tuple(v.shape)}; a step's metrics must be "
+                    "scalars (return e.g. loss.mean() or loss.detach())"
+                )
+            # summed in float64 on the device (float32 on MPS, which has no float64), as
+            # Python floats would be: no sync, and no float32 rounding of long windows
+            wide = torch.float32 if v.device.type == "mps" else torch.float64
+            v = v.detach().reshape(()).to(wide)
+        else:
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"metric {k!r} is a {type(v).__qualname__}; a step's metrics must be numbers or "
+                    "scalar tensors"
+                ) from None
+        return v
 
     def means(self) -> dict[str, float]:
         """The mean of every metric as a Python float: one device sync per device and dtype."""
-        out: dict[str, float] = {}
-        groups: dict[tuple, list[str]] = {}
-        for k, v in self.sums.items():
+        values: dict[Any, Any] = dict(self.sums)
+        values.update({("n", k): v for k, v in self.weights.items()})
+        plain: dict[Any, float] = {}
+        groups: dict[tuple, list[Any]] = {}
+        for k, v in values.items():
             if isinstance(v, torch.Tensor):
                 groups.setdefault((v.device, v.dtype), []).append(k)
             else:
-                out[k] = v / self.count
+                plain[k] = float(v)
         for keys in groups.values():  # the sums come over in one transfer; the mean is taken in float64
-            sums = torch.stack([self.sums[k] for k in keys]).tolist()
-            out.update(zip(keys, (float(x) / self.count for x in sums), strict=True))
-        return {k: out[k] for k in self.sums}
+            sums = torch.stack([values[k] for k in keys]).tolist()
+            plain.update(zip(keys, (float(x) for x in sums), strict=True))
+        out: dict[str, float] = {}
+        for k in self.sums:
+            if k in self.weights:  # a weighted metric with no example in the window is left out
+                n = plain[("n", k)]
+                if n > 0:
+                    out[k] = plain[k] / n
+            else:
+                out[k] = plain[k] / self.count
+        return out
 
     def reset(self) -> None:
-        self.sums, self.count = {}, 0
+        self.sums, self.weights, self.count = {}, {}, 0
 
     def state_dict(self) -> dict[str, Any]:
         # a tensor sum is stored as the Python number it holds (exact); adding the next step's
         # tensor to it gives the same bits as adding to the tensor would
-        return {
-            "sums": {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in self.sums.items()},
-            "count": self.count,
-        }
+        def plain(d):
+            return {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in d.items()}
+
+        return {"sums": plain(self.sums), "weights": plain(self.weights), "count": self.count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sums, self.count = dict(state.get("sums", {})), int(state.get("count", 0))
+        self.weights = dict(state.get("weights", {}))
 
 
 class TrainLoop:
@@ -514,7 +542,10 @@ class TrainLoop:
                         {
                             k: f"{v:.4g}"
                             for k, v in record.items()
-                            if k not in ("step", "time_s") and isinstance(v, float) and math.isfinite(v)
+                            if k not in ("step", "time_s")
+                            and "/" not in k  # per-group metrics (e.g. per style) stay in the file
+                            and isinstance(v, float)
+                            and math.isfinite(v)
                         },
                         refresh=False,
                     )
