@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from physamp.plotting import save_grid, tile  # noqa: F401  (tile: kept importable from here)
 from physamp.training import Callback
 
 __all__ = [
@@ -34,35 +34,6 @@ __all__ = [
     "write_conditional_grid",
     "ALIFigures",
 ]
-
-
-def tile(images: torch.Tensor, ncol: int, pad: int = 2) -> np.ndarray:
-    """``images (N, C, H, W)`` in [0, 1] → one uint8 array ``(rows·(H+pad)+pad, ncol·(W+pad)+pad, C)``."""
-    if images.dim() != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
-    x = images.detach().float().clamp(0, 1).cpu().numpy()
-    n, c, h, w = x.shape
-    rows = -(-n // ncol)
-    grid = np.ones((rows * (h + pad) + pad, ncol * (w + pad) + pad, c), dtype=np.float32)
-    for k in range(n):
-        r, q = divmod(k, ncol)
-        top, left = pad + r * (h + pad), pad + q * (w + pad)
-        grid[top : top + h, left : left + w] = x[k].transpose(1, 2, 0)
-    return np.round(grid * 255).astype(np.uint8)
-
-
-def save_grid(images: torch.Tensor, path: str | Path, ncol: int, pad: int = 2) -> Path:
-    """Write ``images (N, C, H, W)`` in [0, 1] as a PNG grid of ``ncol`` columns (grey for C = 1)."""
-    from PIL import Image
-
-    grid = tile(images, ncol, pad)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
-    tmp = path.with_suffix(".tmp.png")
-    img.save(tmp)
-    tmp.replace(path)
-    return path
 
 
 def interleave_columns(originals: torch.Tensor, reconstructions: torch.Tensor, ncol: int) -> torch.Tensor:
