@@ -310,6 +310,28 @@ def test_file_lock_is_reentrant_in_one_process_and_exclusive_across_processes(tm
         assert "RunDirectoryError: run directory" in other.stderr and f"pid {os.getpid()}" in other.stderr
 
 
+def test_release_frees_the_lock_while_a_forked_child_still_shares_its_descriptor(tmp_path):
+    # DataLoader workers are forked with the run directory's lock descriptor open; when the
+    # loop gives the lock back, a second run in this process must get it at once
+    lock = FileLock(tmp_path / "x.lock").acquire()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child keeps the inherited descriptor open until told to exit
+        os.close(write)
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    try:
+        lock.release()
+        code = f"from physamp.training import FileLock; FileLock({str(tmp_path / 'x.lock')!r}).acquire()"
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert other.returncode == 0, other.stderr
+    finally:
+        os.write(write, b"x")
+        os.close(write)
+        os.waitpid(pid, 0)
+
+
 def test_a_cell_computed_by_another_sweep_is_waited_for_then_read_from_the_cache(tmp_path, capsys):
     calls = []
 

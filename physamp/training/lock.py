@@ -126,7 +126,12 @@ class FileLock:
             os.ftruncate(entry[0], 0)  # nobody holds it now; the file itself stays (module docstring)
         except OSError:
             pass
-        os.close(entry[0])  # closing drops the flock
+        if fcntl is not None:  # unlock first: a forked child (a DataLoader worker) shares the descriptor
+            try:
+                fcntl.flock(entry[0], fcntl.LOCK_UN)
+            except OSError:
+                pass
+        os.close(entry[0])
 
     def __enter__(self) -> FileLock:
         return self.acquire()
