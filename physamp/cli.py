@@ -4,6 +4,11 @@ physamp samplers                      list the backends and their options
 physamp check-sampler NAME [-o k=v]   sample a small random RBM, compare with the exact distribution
 physamp train-rbm [options]           train an RBM and report its test NLL (resumable run directory)
 physamp train-ali --dataset toy      train ALI (or --gan) on the toy or on images (ch. 5)
+physamp train-style --styles DIR --content DIR   one network for N painting styles (ch. 7)
+physamp stylize PHOTO --model RUN --style K      a pastiche (--mix W,W,... blends; --all-styles: a grid)
+physamp add-style PAINTING --model RUN           train only a new style's γ/β (the rest frozen)
+physamp export --model RUN --format onnx         TorchScript / ONNX export of a style network, checked
+physamp fetch-vgg --source imagenet|hed          the style loss network's VGG-16 weights, into the cache
 physamp ais CHECKPOINT                estimate the test NLL of a trained RBM again
 physamp sample CHECKPOINT             sample a trained RBM with any backend (a PNG grid)
 physamp experiment NAME               rerun a thesis experiment (physamp experiment list)
@@ -589,6 +594,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_train_ali)
+
+    from physamp.cli_style import add_style_commands
+
+    add_style_commands(command, run_options)
 
     s = command("ais", "AIS log Z and test NLL of a trained RBM checkpoint")
     s.add_argument("checkpoint", help="a checkpoint.pt of train-rbm (or any RBM checkpoint)")

@@ -1,4 +1,4 @@
-"""The experiments of thesis chapters 3 ("On the Challenges of Physical Implementations of RBMs") and 5 (ALI).
+"""The experiments of thesis chapters 3 (physical RBMs), 5 (ALI) and 7 (style transfer).
 
 One module per result; each states its protocol at the top and defines
 ``NAME``, ``PRESETS`` (``quick`` / ``full``), ``cells(preset)``, ``run_cell(cell)``
@@ -18,6 +18,9 @@ EXPERIMENTS = {
     "modern-topologies": "physamp.experiments.modern_topologies",
     "ali-semi-supervised": "physamp.experiments.ali_semi_supervised",
     "ali-toy": "physamp.experiments.ali_toy",
+    "style-n-vs-single": "physamp.experiments.style_n_vs_single",
+    "style-add": "physamp.experiments.style_add",
+    "style-interpolation": "physamp.experiments.style_interpolation",
 }
 
 __all__ = ["EXPERIMENTS"]

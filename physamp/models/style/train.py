@@ -353,7 +353,7 @@ class StyleTrainer(Trainer):
             "train_styles": self.train_styles if self.partial else "all",
             "styles_digest": self.style_digest,
             "n_content": self.n_content,
-            "vgg": self.vgg_info,
+            "vgg_weights": self.vgg_info,
         }
         if self.data_identity is not None:
             out["data"] = self.data_identity
