@@ -90,8 +90,8 @@ def _summary(trainer, run_dir: Path, image) -> None:
 def cmd_train_style(args) -> int:
     import torch
 
-    from physamp.models.ali.train import check_amp
     from physamp.models.style.train import StyleTrainConfig, StyleTrainer
+    from physamp.training.device import check_amp
 
     cfg = config_from_args(StyleTrainConfig, args).validate()
     dist, device = _device(args)

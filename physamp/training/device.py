@@ -12,7 +12,7 @@ import torch
 
 from physamp.seeding import seed_everything
 
-__all__ = ["resolve_device", "seed_everything", "set_threads", "default_threads"]
+__all__ = ["resolve_device", "seed_everything", "set_threads", "default_threads", "check_amp"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -83,3 +83,9 @@ def set_threads(num_threads: int | str | None) -> int:
         torch.set_num_threads(num_threads)
         os.environ["OMP_NUM_THREADS"] = str(num_threads)
     return torch.get_num_threads()
+
+
+def check_amp(amp: bool, device: str | torch.device) -> None:
+    """``--amp`` (bfloat16 autocast) is for CUDA: a clear error elsewhere, before any work."""
+    if amp and torch.device(device).type != "cuda":
+        raise ValueError(f"--amp (bfloat16 autocast) is for CUDA; this run is on {device}")

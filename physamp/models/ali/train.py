@@ -59,6 +59,7 @@ from physamp.models.ali.model import ALI, build_ali, check_images
 from physamp.models.ali.networks import SPECS
 from physamp.seeding import SEEDING_VERSION, derive_seed
 from physamp.training import BatchOrder, Trainer, TrainLoop, resolve_device, to_jsonable
+from physamp.training.device import check_amp
 from physamp.training.options import option, positive_float, positive_int, seed_int
 
 __all__ = [
@@ -72,12 +73,6 @@ __all__ = [
 
 #: the model each dataset trains by default (each has a model of its own name)
 DATASET_MODELS = {name: name for name in ALI_DATASETS}
-
-
-def check_amp(amp: bool, device: torch.device) -> None:
-    """``--amp`` (bfloat16 autocast) is for CUDA: a clear error elsewhere, before any work."""
-    if amp and torch.device(device).type != "cuda":
-        raise ValueError(f"--amp (bfloat16 autocast) is for CUDA; this run is on {device}")
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -163,7 +163,7 @@ class StyleTrainer(Trainer):
         dist=None,
         vgg_info: dict[str, Any] | None = None,
     ):
-        from physamp.models.ali.train import check_amp
+        from physamp.training.device import check_amp
 
         self.cfg = cfg.validate()
         self.device = resolve_device(device)
