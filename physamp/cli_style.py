@@ -61,29 +61,27 @@ def _device(args):
     return dist, (dist.device if dist is not None else resolve_device(args.device))
 
 
-def _fit(trainer, run_dir: Path, args) -> None:
+def _fit(trainer, run_dir: Path, args, image) -> None:
+    """Train (resuming from ``run_dir``), with the pastiche figures at every checkpoint; then the summary."""
+    from physamp.models.style.stylize import PasticheFigures
     from physamp.models.style.train import NonFiniteStyleLoss
 
+    main = trainer.rank == 0
+    figures = PasticheFigures(trainer.net, image, run_dir)
     try:
-        trainer.fit(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite)
+        trainer.fit(run_dir=run_dir, progress=not args.no_progress, overwrite=args.overwrite,
+                    callbacks=[figures] if main else [])  # fmt: skip
     except NonFiniteStyleLoss as err:
         raise ValueError(str(err)) from None
-
-
-def _summary(trainer, run_dir: Path, image) -> None:
-    """The end of a run: its last losses per style, and the pastiche (and blend) grids."""
-    from physamp.models.style.stylize import blend_grid, pastiche_grid
-
+    if not main:
+        return
     last = trainer.loop.history[-1] if trainer.loop is not None and trainer.loop.history else {}
     if last:
         losses = (
             f"loss {last['loss']:.4g}, content {last['content_loss']:.4g}, style {last['style_loss']:.4g}"
         )
         print(f"final record (step {last['step']:,}): {losses}")
-    net = trainer.net.eval()
-    written = [pastiche_grid(net, image, run_dir / "pastiches.png").name]
-    if net.num_styles >= 4:
-        written.append(blend_grid(net, image, run_dir / "blend.png", corners=(0, 1, 2, 3)).name)
+    written = [p.name for p in (figures.written or figures.write())]
     print(f"outputs in {run_dir}/: config.json, checkpoint.pt, metrics.jsonl, " + ", ".join(written))
 
 
@@ -114,9 +112,7 @@ def cmd_train_style(args) -> int:
             print(
                 f"loss network: VGG-16 ({trainer.vgg_info.get('source')}). {trainer.vgg_info.get('note', '')}"
             )
-        _fit(trainer, run_dir, args)
-        if dist is None or dist.is_main:
-            _summary(trainer, run_dir, image)
+        _fit(trainer, run_dir, args, image)
     finally:
         if dist is not None:
             dist.close()
@@ -163,8 +159,7 @@ def cmd_add_style(args) -> int:
         f"training only its γ/β (3,206 values; every convolution and the other styles "
         f"frozen) for {cfg.steps:,} steps, batch {cfg.batch_size}, lr {cfg.lr:g} -> {run_dir}"
     )
-    _fit(trainer, run_dir, args)
-    _summary(trainer, run_dir, figure_image)
+    _fit(trainer, run_dir, args, figure_image)
     return 0
 
 

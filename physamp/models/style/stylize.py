@@ -21,6 +21,7 @@ import torch
 
 from physamp.models.style.network import StyleNetwork, check_content
 from physamp.training.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, load_component
+from physamp.training.loop import Callback
 
 __all__ = [
     "load_style_network",
@@ -29,6 +30,7 @@ __all__ = [
     "pastiche_grid",
     "corner_weights",
     "blend_grid",
+    "PasticheFigures",
 ]
 
 
@@ -156,3 +158,30 @@ def blend_grid(
 
     w = corner_weights(steps, corners, net.num_styles)
     return save_grid(stylize(net, image, w), path, steps)
+
+
+class PasticheFigures(Callback):
+    """Write ``pastiches.png`` (and ``blend.png`` for 4 styles or more) at every checkpoint and at the end,
+    so a long run shows its progress. The network goes to eval mode for the figure and back after."""
+
+    def __init__(self, net: StyleNetwork, image: torch.Tensor, out_dir: str | Path):
+        self.net, self.image, self.out_dir = net, image, Path(out_dir)
+        self.written: list[Path] = []
+
+    def write(self) -> list[Path]:
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            paths = [pastiche_grid(self.net, self.image, self.out_dir / "pastiches.png")]
+            if self.net.num_styles >= 4:
+                paths.append(blend_grid(self.net, self.image, self.out_dir / "blend.png"))
+        finally:
+            self.net.train(was_training)
+        self.written = paths
+        return paths
+
+    def on_checkpoint(self, loop, path) -> None:
+        self.write()
+
+    def on_end(self, loop) -> None:
+        self.write()
