@@ -24,7 +24,7 @@ def _styles(spec: str, size: int | None = None):
     """``(images, names, identity)`` of ``--styles``."""
     from physamp.models.style.data import bundled_style_images, load_style_images
 
-    if spec.startswith("bundled"):
+    if (spec == "bundled" or spec.startswith("bundled:")) and not Path(spec).exists():
         _, _, count = spec.partition(":")
         try:
             n = int(count or 4)
@@ -44,7 +44,7 @@ def _content(spec: str, size: int, max_images: int | None, seed: int):
     """``(dataset or tensor, identity, one image for the figures)`` of ``--content``."""
     from physamp.models.style.data import ContentImages, bundled_content_images
 
-    if spec == "bundled":
+    if spec == "bundled" and not Path(spec).exists():
         x = bundled_content_images(size)
         if max_images is not None:
             x = x[:max_images]
@@ -120,23 +120,35 @@ def cmd_train_style(args) -> int:
 
 
 def cmd_add_style(args) -> int:
-    from physamp.models.style.data import read_image
     from physamp.models.style.stylize import load_style_network
-    from physamp.models.style.train import StyleTrainConfig, StyleTrainer
+    from physamp.models.style.train import StyleTrainConfig
 
     net, info = load_style_network(args.model)
     old = info["config"]
     keys = {f for f in StyleTrainConfig.__dataclass_fields__ if f in old}
     values = {k: old[k] for k in keys}
-    for key in ("steps", "batch_size", "lr", "seed"):
+    values["amp"] = args.amp  # how this run computes, not inherited
+    for key in ("steps", "batch_size", "lr", "seed", "vgg", "workers"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     weights = (old.get("vgg_weights") or {}).get("path")
-    if weights and Path(weights).is_file():  # the very file the network was trained with
+    if args.vgg is None and weights and Path(weights).is_file():  # the very file the network was trained with
         values["vgg"] = str(weights)
     cfg = StyleTrainConfig(**values).validate()
-    _, device = _device(args)
-    painting = Path(args.painting)
+    dist, device = _device(args)
+    try:
+        _add_style(args, cfg, net, info, old, dist, device)
+    finally:
+        if dist is not None:
+            dist.close()
+    return 0
+
+
+def _add_style(args, cfg, net, info, old, dist, device) -> None:
+    from physamp.models.style.data import read_image
+    from physamp.models.style.train import StyleTrainer
+
+    painting = Path(args.painting).resolve()
     image = read_image(painting)
     content_spec = args.content or (old.get("data") or {}).get("content")
     if content_spec is None:
@@ -147,20 +159,19 @@ def cmd_add_style(args) -> int:
     name = args.name or painting.stem
     new = net.add_styles(1)[0]
     names = [*info["style_names"], name]
-    ckpt_dir = Path(info["path"]).parent
+    ckpt_dir = Path(info["path"]).resolve().parent
     run_dir = Path(args.run_dir or ckpt_dir.with_name(f"{ckpt_dir.name}-plus-{painting.stem}"))
-    identity = {"base": info["path"], "painting": str(painting), **content_id}
+    identity = {"base": str(Path(info["path"]).resolve()), "painting": str(painting), **content_id}
     styles = [None] * new + [image]
-    trainer = StyleTrainer(
-        cfg, content, styles, net=net, style_names=names, train_styles=[new], device=device, data=identity
-    )
-    print(
-        f"physamp add-style: style {new} ({name!r}) added to the {new}-style network of {info['path']}; "
-        f"training only its γ/β (3,206 values; every convolution and the other styles "
-        f"frozen) for {cfg.steps:,} steps, batch {cfg.batch_size}, lr {cfg.lr:g} -> {run_dir}"
-    )
+    trainer = StyleTrainer(cfg, content, styles, net=net, style_names=names, train_styles=[new],
+                           device=device, data=identity, dist=dist)  # fmt: skip
+    if trainer.rank == 0:
+        print(
+            f"physamp add-style: style {new} ({name!r}) added to the {new}-style network of {info['path']}; "
+            f"training only its γ/β (3,206 values; every convolution and the other styles frozen) for "
+            f"{cfg.steps:,} steps, batch {cfg.batch_size}, lr {cfg.lr:g} -> {run_dir}"
+        )
     _fit(trainer, run_dir, args, figure_image)
-    return 0
 
 
 def _parse_mix(text: str, n: int):
@@ -294,6 +305,13 @@ def add_style_commands(command, run_options) -> None:
     s.add_argument("--batch-size", type=positive_int, default=None, help="default: the trained run's")
     s.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the trained run's)")
     s.add_argument("--seed", type=seed_int, default=None, help="default: the trained run's")
+    s.add_argument(
+        "--vgg", default=None, help="loss-network weights (default: the file the run was trained with)"
+    )
+    s.add_argument(
+        "--workers", type=int, default=None, help="DataLoader workers (default: the trained run's)"
+    )
+    s.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
     run_options(s, "RUN-plus-PAINTING beside the trained run")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_add_style)

@@ -332,6 +332,21 @@ def test_release_frees_the_lock_while_a_forked_child_still_shares_its_descriptor
         os.waitpid(pid, 0)
 
 
+def test_a_forked_child_releasing_its_copy_does_not_unlock_the_parent(tmp_path):
+    lock = FileLock(tmp_path / "x.lock").acquire()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            lock.release()  # e.g. a worker process whose copy of the lock object is collected
+            os._exit(0)
+        os.waitpid(pid, 0)
+        code = f"from physamp.training import FileLock; FileLock({str(tmp_path / 'x.lock')!r}).acquire()"
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert other.returncode != 0 and "is in use by" in other.stderr
+    finally:
+        lock.release()
+
+
 def test_a_cell_computed_by_another_sweep_is_waited_for_then_read_from_the_cache(tmp_path, capsys):
     calls = []
 

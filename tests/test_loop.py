@@ -93,8 +93,9 @@ def test_metrics_logger_csv_and_truncate(tmp_path):
     log = MetricsLogger(tmp_path / "m.csv")
     for s in range(1, 5):
         log.log(s, loss=1.0 / s)
-    with pytest.raises(ValueError, match="not columns"):
-        log.log(5, other=1.0)
+    log.log(5, other=1.0)  # a new key adds a column; the earlier rows stay, empty there
+    rows = read_metrics(tmp_path / "m.csv")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5] and rows[0]["other"] == "" and rows[4]["other"] == 1.0
     log.truncate_after(2)
     rows = read_metrics(tmp_path / "m.csv")
     assert [r["step"] for r in rows] == [1, 2] and rows[1]["loss"] == pytest.approx(0.5)
@@ -515,3 +516,24 @@ def test_non_rbm_resume_with_another_data_order_is_refused(tmp_path):
     assert (
         checkpoint_config(tmp_path / "r" / "checkpoint.pt")["net"] == "torch.nn.modules.container.Sequential"
     )
+
+
+def test_weighted_metrics_are_per_example_means_and_a_csv_grows_a_column(tmp_path):
+    import csv as _csv
+
+    from physamp.training import TrainLoop
+
+    # step s: group a has examples with total 2s over s+1 of them; group b appears at step 3 only
+    def step(s):
+        out = {"loss": float(s), "a/x": (2.0 * s, s + 1)}
+        if s == 3:
+            out["b/x"] = (torch.tensor(6.0), torch.tensor(2.0))
+        return out
+
+    loop = TrainLoop(step, total_steps=4, state={}, run_dir=tmp_path, log_every=2, metrics_file="metrics.csv",
+                     progress=False)  # fmt: skip
+    records = loop.run()
+    assert records[0]["a/x"] == pytest.approx((0 + 2) / (1 + 2)) and "b/x" not in records[0]
+    assert records[1]["a/x"] == pytest.approx((4 + 6) / (3 + 4)) and records[1]["b/x"] == pytest.approx(3.0)
+    rows = list(_csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [r["b/x"] for r in rows] == ["", "3.0"]

@@ -295,3 +295,34 @@ def test_fetch_vgg_converts_a_user_file_and_refuses_junk(tmp_path, monkeypatch, 
     junk.write_bytes(b"junk")
     assert main(["fetch-vgg", "--source", str(junk)]) == 2
     assert "junk.pth" in capsys.readouterr().err
+
+
+def test_add_style_from_inside_the_run_directory_with_a_relative_vgg_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    vgg, pre = random_vgg(seed=0)
+    save_vgg("vgg.pt", vgg.state_dict(), pre, note="random test weights")
+    _write_images(
+        tmp_path / "bundled_art", 2, size=(32, 32), seed=1
+    )  # a folder whose name starts with bundled
+    args = [
+        "--threads",
+        "1",
+        "train-style",
+        "--styles",
+        "bundled_art",
+        "--content",
+        "bundled",
+        "--image-size",
+        "16",
+    ]
+    args += ["--batch-size", "4", "--steps", "2", "--vgg", "vgg.pt", "--max-content", "8", "--no-progress"]
+    assert main([*args, "--run-dir", "run"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["style_names"] == ["img00", "img01"]  # the folder, not the bundled images
+    assert config["vgg"] == str(tmp_path / "vgg.pt")
+    painting = _write_images(tmp_path / "new", 1, size=(30, 30), seed=9)[0]
+    elsewhere = tmp_path / "run"
+    monkeypatch.chdir(elsewhere)  # the run's relative vgg.pt is not here
+    assert main(["--threads", "1", "add-style", str(painting), "--model", "checkpoint.pt", "--steps", "1",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert (tmp_path / "run-plus-img00" / "checkpoint.pt").is_file()

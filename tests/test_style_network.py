@@ -203,3 +203,21 @@ def test_corner_weights_are_bilinear_convex_combinations():
     torch.testing.assert_close(w[4], torch.tensor([0.25, 0.25, 0.25, 0.25, 0]))
     with pytest.raises(ValueError, match="out of range"):
         corner_weights(3, (0, 1, 2, 7), 5)
+
+
+def test_huge_and_low_precision_weights_mix_without_overflow():
+    w = style_weights(torch.tensor([3e38, 3e38, 0.0]), 3, 1)
+    torch.testing.assert_close(w, torch.tensor([[0.5, 0.5, 0.0]]))
+    w16 = style_weights(torch.tensor([60000.0, 60000.0, 0.0], dtype=torch.float16), 3, 2)
+    assert w16.dtype == torch.float32
+    torch.testing.assert_close(w16, torch.tensor([[0.5, 0.5, 0.0]] * 2))
+    with pytest.raises(TypeError, match="not bool"):
+        style_weights(torch.tensor([True, False]), 3, 2)
+
+
+def test_input_dtype_must_match_the_network():
+    net = StyleNetwork(1)
+    with pytest.raises(ValueError, match="convert them"):
+        net(torch.rand(1, 3, 8, 8, dtype=torch.float64), 0)
+    with torch.no_grad():
+        assert net.double()(torch.rand(1, 3, 8, 8, dtype=torch.float64), 0).dtype == torch.float64

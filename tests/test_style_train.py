@@ -193,10 +193,32 @@ def test_bad_input_is_refused_before_any_work():
     with pytest.raises(ValueError, match="multiple of 4"):
         _cfg(image_size=18).validate()
     with pytest.raises(ValueError, match="style image 1"):
-        StyleTrainer(_cfg(), _content(), [torch.rand(3, 8, 8), torch.rand(1, 8, 8)], loss=loss)
+        StyleTrainer(_cfg(), _content(), [torch.rand(3, 16, 16), torch.rand(1, 16, 16)], loss=loss)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        StyleTrainer(_cfg(), _content(), [torch.rand(3, 8, 8) * 2], loss=loss)
+        StyleTrainer(_cfg(), _content(), [torch.rand(3, 16, 16) * 2], loss=loss)
     with pytest.raises(ValueError, match="2 styles but 3"):
         StyleTrainer(_cfg(), _content(), _styles(3), loss=loss, net=StyleNetwork(2))
+    with pytest.raises(ValueError, match="style image 0 is 8×8.*style_size"):
+        StyleTrainer(_cfg(), _content(), [torch.rand(3, 8, 8)], loss=loss)
     with pytest.raises(ValueError, match="bfloat16"):
         StyleTrainer(_cfg(amp=True), _content(), _styles(), loss=loss)
+
+
+def test_gram_stays_float32_under_autocast_and_targets_follow_the_module():
+    f = torch.randn(2, 4, 3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert gram(f.bfloat16()).dtype == torch.float32
+    loss = _loss()
+    loss.set_styles(_styles(2))
+    loss = loss.double()
+    assert all(t.dtype == torch.float64 for t in loss.targets.values())
+    c, s = loss(torch.rand(2, 3, 16, 16).double(), torch.rand(2, 3, 16, 16).double(), torch.tensor([0, 1]))
+    assert s.dtype == torch.float64
+    with pytest.raises(ValueError, match="style ids must be in 0..1"):
+        loss(torch.rand(1, 3, 16, 16).double(), torch.rand(1, 3, 16, 16).double(), torch.tensor([-1]))
+
+
+def test_checkpoint_and_record_intervals_do_not_depend_on_the_content_size():
+    small = StyleTrainer(_cfg(steps=5000), _content(k=8), _styles(), loss=_loss())
+    assert small.intervals() == (1000, 100)
+    assert StyleTrainer(_cfg(steps=30), _content(k=8), _styles(), loss=_loss()).intervals() == (30, 30)

@@ -46,7 +46,8 @@ def describe_holder(holder: dict[str, Any]) -> str:
     return text + (f" (since {': '.join(details)})" if details else "")
 
 
-# path -> [fd, count]: the locks this process holds (a process may take its own lock again, nested)
+# path -> [fd, count, pid]: the locks this process holds (a process may take its own lock again, nested);
+# the pid tells a forked child (which inherits this dict and the descriptors) that the lock is its parent's
 _HELD: dict[str, list[int]] = {}
 
 
@@ -109,7 +110,7 @@ class FileLock:
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
-        _HELD[key] = [fd, 1]
+        _HELD[key] = [fd, 1, os.getpid()]
         self._key = key
         return self
 
@@ -122,6 +123,9 @@ class FileLock:
         if entry[1] > 0:
             return
         del _HELD[key]
+        if entry[2] != os.getpid():  # a forked child: the lock is its parent's; close the copy only
+            os.close(entry[0])
+            return
         try:
             os.ftruncate(entry[0], 0)  # nobody holds it now; the file itself stays (module docstring)
         except OSError:

@@ -25,8 +25,8 @@ class MetricsLogger:
 
     On resume, records with ``step`` beyond the resumed step are dropped first
     (``truncate_after``), so an interrupted and resumed run logs exactly what an
-    uninterrupted one does. CSV columns are fixed by the first record; a record
-    with new keys raises (use JSON lines for free-form metrics).
+    uninterrupted one does. CSV columns are those of the first record; a record with
+    a new key adds a column (the file is rewritten, the earlier rows left empty there).
     """
 
     def __init__(self, path: str | os.PathLike, *, tensorboard: bool | str = False):
@@ -78,9 +78,10 @@ class MetricsLogger:
             new = not self.path.exists() or self.path.stat().st_size == 0
             if self._columns is None:
                 self._columns = list(record)
-            extra = set(record) - set(self._columns)
-            if extra:
-                raise ValueError(f"metrics {sorted(extra)} are not columns of {self.path}; use a .jsonl file")
+            extra = [k for k in record if k not in self._columns]
+            if extra:  # a metric seen for the first time (e.g. a style absent from the first window)
+                self._add_columns(extra)
+                new = False
             with open(self.path, "a", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=self._columns)
                 if new:
@@ -94,6 +95,17 @@ class MetricsLogger:
                 if k != "step" and isinstance(v, (int, float)):
                     self._tb.add_scalar(k, v, step)
         return record
+
+    def _add_columns(self, extra: list[str]) -> None:
+        """Rewrite the CSV file with ``extra`` columns appended (empty in the earlier rows), atomically."""
+        rows = read_metrics(self.path) if self.path.exists() and self.path.stat().st_size else []
+        self._columns = [*self._columns, *extra]
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
 
     def close(self) -> None:
         if self._tb is not None:

@@ -33,8 +33,9 @@ __all__ = ["gram", "StyleLoss"]
 def gram(features: torch.Tensor) -> torch.Tensor:
     """``(B, C, H, W)`` activations → ``(B, C, C)`` Gram matrices ``F Fᵀ / (H·W)``, in float32."""
     b, c, h, w = features.shape
-    f = features.float().reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+    with torch.autocast(features.device.type, enabled=False):  # autocast would run bmm in bf16
+        f = features.float().reshape(b, c, h * w)
+        return torch.bmm(f, f.transpose(1, 2)) / (h * w)
 
 
 def _layer_weights(weights, layers: Sequence[str], what: str) -> dict[str, float]:
@@ -80,8 +81,8 @@ class StyleLoss(nn.Module):
         self.content_weights = _layer_weights(content_weight, content_layers, "content")
         self.style_weights = _layer_weights(style_weight, style_layers, "style")
         self.layers = list(dict.fromkeys([*self.content_weights, *self.style_weights]))
-        self.targets: dict[str, torch.Tensor] = {}  # {style layer: (N, C, C)}
-        self.have_target: torch.Tensor | None = None  # (N,) bool: which styles have an image
+        # {style layer: (N, C, C)} Gram targets, as buffers "target_<layer>" (they follow .to(device))
+        self.register_buffer("have_target", None, persistent=False)  # (N,) bool: which styles have an image
 
     def train(self, mode: bool = True) -> StyleLoss:  # the loss network is always in eval mode
         super().train(mode)
@@ -114,11 +115,15 @@ class StyleLoss(nn.Module):
         some = next((g for g in grams if g is not None), None)
         if some is None:
             raise ValueError("every style image is None; at least one style needs an image")
-        self.targets = {
-            k: torch.stack([some[k].new_zeros(some[k].shape) if g is None else g[k] for g in grams])
-            for k in self.style_weights
-        }
-        self.have_target = torch.tensor([g is not None for g in grams])
+        for k in self.style_weights:
+            target = torch.stack([some[k].new_zeros(some[k].shape) if g is None else g[k] for g in grams])
+            self.register_buffer(f"target_{k}", target, persistent=False)
+        self.register_buffer("have_target", torch.tensor([g is not None for g in grams]), persistent=False)
+
+    @property
+    def targets(self) -> dict[str, torch.Tensor]:
+        """``{style layer: (N, C, C)}``: the Gram targets of every style (zeros for a style without image)."""
+        return {k: getattr(self, f"target_{k}") for k in self.style_weights}
 
     @property
     def num_styles(self) -> int:
@@ -133,9 +138,16 @@ class StyleLoss(nn.Module):
             raise RuntimeError("call set_styles(style_images) before computing style losses")
         if pastiche.shape != content.shape:
             raise ValueError(f"pastiche {tuple(pastiche.shape)} and content {tuple(content.shape)} differ")
-        missing = ~self.have_target[styles.cpu()]
+        if styles.dtype != torch.long or styles.shape != pastiche.shape[:1]:
+            raise ValueError(f"styles must be a LongTensor of one style id per pastiche, got {styles.dtype} "
+                             f"{tuple(styles.shape)}")  # fmt: skip
+        n = self.num_styles
+        if int(styles.min()) < 0 or int(styles.max()) >= n:
+            raise ValueError(f"style ids must be in 0..{n - 1} (the styles given to set_styles)")
+        missing = ~self.have_target.to(styles.device)[styles]
         if missing.any():
-            raise ValueError(f"style {int(styles[missing.to(styles.device)][0])} has no target image")
+            raise ValueError(f"style {int(styles[missing][0])} has no target image")
+        targets = self.targets
         p = self.features(pastiche)
         with torch.no_grad():
             c = self.vgg.features(self.preprocess(content), list(self.content_weights))
@@ -144,7 +156,7 @@ class StyleLoss(nn.Module):
             for k, w in self.content_weights.items()
         )
         style_loss = sum(
-            w * (gram(p[k]) - self.targets[k][styles]).pow(2).flatten(1).mean(1)
+            w * (gram(p[k]) - targets[k][styles]).pow(2).flatten(1).mean(1)
             for k, w in self.style_weights.items()
         )
         return content_loss, style_loss

@@ -169,6 +169,10 @@ def style_weights(styles, num_styles: int, batch: int, *, normalize: bool = True
         styles = torch.as_tensor(styles)
         if styles.dtype == torch.float64:
             styles = styles.float()
+    if styles.dtype == torch.bool:
+        raise TypeError(
+            "styles must be style ids (int / LongTensor) or mixing weights (float tensor), not bool"
+        )
     if not styles.is_floating_point():
         if styles.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
             raise TypeError(f"style ids must be integers, got {styles.dtype}")
@@ -183,7 +187,7 @@ def style_weights(styles, num_styles: int, batch: int, *, normalize: bool = True
                 f"style id {bad} is out of range: this network has {num_styles} styles (0..{num_styles - 1})"
             )
         return ids
-    w = styles
+    w = styles.float()  # float16 / bfloat16 / float64 weights are checked and mixed in float32
     if w.dim() == 1:
         w = w.unsqueeze(0).expand(batch, -1)
     if w.dim() != 2 or w.shape[0] != batch or w.shape[1] != num_styles:
@@ -195,10 +199,13 @@ def style_weights(styles, num_styles: int, batch: int, *, normalize: bool = True
         raise ValueError("mixing weights must be finite (got NaN or infinity)")
     if (w < 0).any():
         raise ValueError(f"mixing weights must be non-negative, got {w[(w < 0).any(1)][0].tolist()}")
-    total = w.sum(1, keepdim=True)
-    if (total <= 0).any():
+    top = w.amax(1, keepdim=True)
+    if (top <= 0).any():
         raise ValueError("mixing weights must not be all zero: give at least one style a positive weight")
-    return w / total if normalize else w
+    if not normalize:
+        return w
+    w = w / top  # in (0, 1] before summing: no overflow for huge weights
+    return w / w.sum(1, keepdim=True)
 
 
 class StyleNetwork(nn.Module):
@@ -290,6 +297,11 @@ class StyleNetwork(nn.Module):
     # --- the forward pass ----------------------------------------------------------------
     def forward(self, x: torch.Tensor, styles, *, normalize: bool = True) -> torch.Tensor:
         check_content(x)
+        dtype = self.conv1.conv.weight.dtype
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(
+                f"the images are {x.dtype} and the network {dtype}: convert them (e.g. x.to({dtype}))"
+            )
         s = style_weights(styles, self.num_styles, x.shape[0], normalize=normalize).to(x.device)
         return self.transform(x, s)
 

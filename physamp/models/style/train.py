@@ -43,6 +43,7 @@ import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -183,6 +184,11 @@ class StyleTrainer(Trainer):
                 raise ValueError(f"style image {k} must be a (3, H, W) RGB tensor, got {got}")
             if not torch.isfinite(im).all() or im.min() < 0 or im.max() > 1:
                 raise ValueError(f"style image {k} must hold finite values in [0, 1]")
+            if min(im.shape[-2:]) < 16 and cfg.style_size is None:
+                raise ValueError(
+                    f"style image {k} is {im.shape[-2]}×{im.shape[-1]}; the loss network needs at least 16 "
+                    "pixels each way (give a style_size, e.g. 256, to resize it)"
+                )
         self.style_names = list(style_names) if style_names is not None else [f"style {k}" for k in range(n)]
         if len(self.style_names) != n:
             raise ValueError(f"{len(self.style_names)} style names for {n} styles")
@@ -248,18 +254,21 @@ class StyleTrainer(Trainer):
             loss = StyleLoss(
                 vgg, preprocess, content_weight=cfg.content_weight, style_weight=cfg.style_weight
             )
-        self.vgg_info = to_jsonable(vgg_info or {"source": "given"})
+        info = dict(vgg_info or {"source": "given"})
+        if info.get("path"):
+            info["path"] = str(Path(info["path"]).resolve())
+        self.vgg_info = to_jsonable(info)
         self.loss = loss.to(self.device)
         self.style_images = [None if im is None else self._resize_style(im) for im in styles]
         self.loss.set_styles(self.style_images)
         self.style_digest = image_digest(self.style_images)
 
-        if self.partial:
+        self.row_mask = None
+        if self.partial:  # the convolutions are frozen; the other styles' rows get a zero gradient (step)
             for p in self.net.shared_parameters():
                 p.requires_grad_(False)
-            mask = torch.zeros(n, 1, device=self.device)
-            mask[self.train_styles] = 1
-            self._hooks = [p.register_hook(lambda g, m=mask: g * m) for p in self.net.style_parameters()]
+            self.row_mask = torch.zeros(n, 1, device=self.device)
+            self.row_mask[self.train_styles] = 1
             params = self.net.style_parameters()
         else:
             params = list(self.net.parameters())
@@ -305,13 +314,18 @@ class StyleTrainer(Trainer):
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
+            if self.row_mask is not None:  # only the trained styles' rows of γ and β move
+                for p in self.params:
+                    if p.grad is not None:
+                        p.grad.mul_(self.row_mask)
             grads = [p.grad for p in self.params if p.grad is not None]
             grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
             n = self.net.num_styles
-            per = torch.zeros(3, n, device=self.device, dtype=torch.float64)
-            per[0].index_add_(0, ids, content_loss.double())
-            per[1].index_add_(0, ids, style_loss.double())
-            per[2].index_add_(0, ids, torch.ones_like(content_loss, dtype=torch.float64))
+            wide = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+            per = torch.zeros(3, n, device=self.device, dtype=wide)
+            per[0].index_add_(0, ids, content_loss.to(wide))
+            per[1].index_add_(0, ids, style_loss.to(wide))
+            per[2].index_add_(0, ids, torch.ones_like(content_loss, dtype=wide))
             metrics: dict[str, Any] = {
                 "loss": loss.detach(),
                 "content_loss": content_loss.mean(),
@@ -331,7 +345,7 @@ class StyleTrainer(Trainer):
             raise NonFiniteStyleLoss(
                 f"the loss or its gradients are not finite at step {step:,} (loss {metrics['loss'].item()}, "
                 f"gradient norm {grad_norm.item()}); that update was not applied{where}. Lower --lr or "
-                "--style-weight"
+                "the style weight"
             )
         self.opt.step()
         for k in self.train_styles:
@@ -343,9 +357,18 @@ class StyleTrainer(Trainer):
     def state(self) -> dict[str, Any]:
         return {"model": self.net, "opt": self.opt, "labels": self.labels, "data": self.batches}
 
+    def intervals(self) -> tuple[int, int]:
+        """A checkpoint (and the figures) every 1,000 steps and a record every 100, whatever the
+        size of the content set (an ImageNet epoch is 80,000 batches of 16; the bundled one 28 of 4)."""
+        return min(self.total_steps, 1000) or 1, min(self.total_steps, 100) or 1
+
     def config_dict(self) -> dict[str, Any]:
+        cfg = to_jsonable(self.cfg)
+        cfg.pop("workers")  # how the data is read, not what the run is: a resume may change it
+        if Path(self.cfg.vgg).is_file():  # a weights file: its absolute path (the run is found from anywhere)
+            cfg["vgg"] = str(Path(self.cfg.vgg).resolve())
         out = {
-            **to_jsonable(self.cfg),
+            **cfg,
             "family": "style",
             "seeding": SEEDING_VERSION,
             "num_styles": self.net.num_styles,
