@@ -70,3 +70,26 @@ def tiny_train_args(epochs: int = 1) -> list[str]:
     """``physamp train-rbm`` on the bundled digits in a few seconds (a 784x4 RBM, tiny AIS)."""
     return ["train-rbm", "--dataset", "mnist-bundled", "--hidden", "4", "--epochs", str(epochs), "-k", "1",
             "--ais-runs", "2", "--ais-betas", "10", "--figure-steps", "2", "--no-progress"]  # fmt: skip
+
+
+def torchrun_two_processes(folder, scenarios: str, worker: str, *args: str, timeout: float = 240) -> None:
+    """Write ``scenarios.py`` and ``worker.py`` to ``folder`` and run the worker in 2 CPU processes under
+    ``torchrun --standalone`` (gloo, one thread each), with ``folder`` and the repository importable;
+    ``pytest.fail`` with the output tails when it does not exit 0."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = Path(folder)
+    repo = Path(__file__).resolve().parents[1]
+    (folder / "scenarios.py").write_text(scenarios)
+    (folder / "worker.py").write_text(worker)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(folder), str(repo)]))
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(folder / "worker.py"), *args]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+
+from conftest import torchrun_two_processes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,16 +68,7 @@ def results(tmp_path_factory):
     if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
         pytest.skip("torch.distributed with gloo is not available")
     d = tmp_path_factory.mktemp("style-ddp")
-    (d / "scenarios.py").write_text(SCENARIOS)
-    (d / "worker.py").write_text(WORKER)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(d), str(REPO)]))
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(d / "worker.py"), str(d), str(d / "run")]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, timeout=240)
-    if proc.returncode != 0:
-        pytest.fail(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    torchrun_two_processes(d, SCENARIOS, WORKER, str(d), str(d / "run"))
     sys.path.insert(0, str(d))
     try:
         import scenarios
