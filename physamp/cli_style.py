@@ -131,9 +131,6 @@ def cmd_add_style(args) -> int:
     for key in ("steps", "batch_size", "lr", "seed", "vgg", "workers"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    weights = (old.get("vgg_weights") or {}).get("path")
-    if args.vgg is None and weights and Path(weights).is_file():  # the very file the network was trained with
-        values["vgg"] = str(weights)
     cfg = StyleTrainConfig(**values).validate()
     dist, device = _device(args)
     try:

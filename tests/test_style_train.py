@@ -222,3 +222,14 @@ def test_checkpoint_and_record_intervals_do_not_depend_on_the_content_size():
     small = StyleTrainer(_cfg(steps=5000), _content(k=8), _styles(), loss=_loss())
     assert small.intervals() == (1000, 100)
     assert StyleTrainer(_cfg(steps=30), _content(k=8), _styles(), loss=_loss()).intervals() == (30, 30)
+
+
+def test_style_losses_against_every_style_match_the_per_example_loss():
+    loss = _loss(style_weight=0.3)
+    loss.set_styles([*_styles(2), None])
+    pastiche = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(7))
+    table = loss.style_losses(pastiche)
+    assert table.shape == (3, 3) and torch.isnan(table[:, 2]).all()
+    for k in range(2):
+        _, s = loss(pastiche, pastiche, torch.full((3,), k))
+        torch.testing.assert_close(table[:, k], s, rtol=1e-5, atol=1e-9)

@@ -162,6 +162,19 @@ class StyleLoss(nn.Module):
         return content_loss, style_loss
 
     @torch.no_grad()
+    def style_losses(self, pastiche: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` style loss of every pastiche against every style of :meth:`set_styles` (one VGG pass;
+        a style without an image gets NaN)."""
+        if self.have_target is None:
+            raise RuntimeError("call set_styles(style_images) before computing style losses")
+        p = self.vgg.features(self.preprocess(pastiche), list(self.style_weights))
+        out = 0
+        for k, w in self.style_weights.items():
+            g = gram(p[k])  # (B, C, C) against the targets (N, C, C)
+            out = out + w * (g[:, None] - self.targets[k][None]).pow(2).flatten(2).mean(2)
+        return out.masked_fill(~self.have_target.to(out.device)[None], float("nan"))
+
+    @torch.no_grad()
     def style_loss_to(self, pastiche: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """``(B,)`` style loss of pastiches against one style image (e.g. for an interpolation curve)."""
         target = self.style_grams(image)

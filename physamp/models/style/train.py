@@ -255,8 +255,9 @@ class StyleTrainer(Trainer):
                 vgg, preprocess, content_weight=cfg.content_weight, style_weight=cfg.style_weight
             )
         info = dict(vgg_info or {"source": "given"})
-        if info.get("path"):
-            info["path"] = str(Path(info["path"]).resolve())
+        self.vgg_path = info.pop(
+            "path", None
+        )  # where this machine keeps them: not part of the run's identity
         self.vgg_info = to_jsonable(info)
         self.loss = loss.to(self.device)
         self.style_images = [None if im is None else self._resize_style(im) for im in styles]
