@@ -312,7 +312,10 @@ def _curves_text(p: dict) -> str:
     s, big = p["add_steps"], p["add_steps"] * p["scratch_factor"]
     short = _network(p, SCRATCH, s)[1]["history"]
     prefix = [r for r in _network(p, SCRATCH, big)[1]["history"] if r["step"] <= s]
-    same = len(prefix) == len(short) and all(_same_record(a, b) for a, b in zip(prefix, short, strict=True))
+    # the records both runs logged (the short run's last window may end between two of the long run's)
+    long_at = {r["step"]: r for r in prefix}
+    common = [(long_at[r["step"]], r) for r in short if r["step"] in long_at]
+    same = bool(common) and all(_same_record(a, b) for a, b in common)
     ft = _network(p, FINE_TUNED, s)[1]["history"]
     k = p["num_styles"]
     ft_first, ft_last = ft[0][f"style_loss/{k}"], ft[-1][f"style_loss/{k}"]
@@ -325,7 +328,8 @@ def _curves_text(p: dict) -> str:
     if same:
         return text + (
             f"The {s:,}-step baseline's curve is the first {s:,} steps of the {big:,}-step one, record for "
-            "record (the same initial weights, batches and optimiser: training is deterministic)."
+            f"record ({len(common)} records at the same steps; the same initial weights, batches and "
+            "optimiser: training is deterministic)."
         )
     return text + (
         f"The {s:,}-step baseline's curve differs from the first {s:,} steps of the {big:,}-step one "
