@@ -241,6 +241,7 @@ def test_add_style_trains_only_the_new_row_and_the_result_stylizes(trained, tmp_
     )
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_export_torchscript_from_the_cli(trained, tmp_path, capsys):
     d, _ = trained
     out = tmp_path / "net.ts.pt"
