@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["cache_dir", "md5_of", "download_file", "find_shared_datasets"]
+__all__ = ["cache_dir", "digest_of", "md5_of", "download_file", "find_shared_datasets"]
 
 
 def cache_dir() -> Path:
@@ -24,14 +24,20 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "physamp"
 
 
-def md5_of(data_or_path: bytes | str | os.PathLike) -> str:
+def digest_of(data_or_path: bytes | str | os.PathLike, algorithm: str = "md5") -> str:
+    """Hex digest (``hashlib`` name, e.g. ``"md5"``, ``"sha256"``) of bytes or of a file read in blocks."""
+    h = hashlib.new(algorithm)
     if isinstance(data_or_path, bytes):
-        return hashlib.md5(data_or_path).hexdigest()
-    h = hashlib.md5()
+        h.update(data_or_path)
+        return h.hexdigest()
     with open(data_or_path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def md5_of(data_or_path: bytes | str | os.PathLike) -> str:
+    return digest_of(data_or_path, "md5")
 
 
 def _fetch(url: str, dest: Path, timeout: float = 60.0) -> None:

