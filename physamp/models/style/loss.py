@@ -147,6 +147,13 @@ class StyleLoss(nn.Module):
         missing = ~self.have_target.to(styles.device)[styles]
         if missing.any():
             raise ValueError(f"style {int(styles[missing][0])} has no target image")
+        return self.per_example(pastiche, content, styles)
+
+    def per_example(
+        self, pastiche: torch.Tensor, content: torch.Tensor, styles: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` without its checks of ``styles`` (each one reads the ids back from the device):
+        for a caller whose ids are valid by construction, such as the trainer's step."""
         targets = self.targets
         p = self.features(pastiche)
         with torch.no_grad():
@@ -155,11 +162,18 @@ class StyleLoss(nn.Module):
             w * (p[k].float() - c[k].float()).pow(2).flatten(1).mean(1)
             for k, w in self.content_weights.items()
         )
-        style_loss = sum(
-            w * (gram(p[k]) - targets[k][styles]).pow(2).flatten(1).mean(1)
-            for k, w in self.style_weights.items()
+        style_loss = self._style_loss(
+            {k: gram(p[k]) for k in self.style_weights}, {k: t[styles] for k, t in targets.items()}
         )
         return content_loss, style_loss
+
+    def _style_loss(self, grams: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Eq. 7.2: ``Σ_i w_i · mean over C_i² of (G_i − target_i)²`` over the last two axes, ``grams``
+        broadcast against ``targets``: ``(B, C, C)`` against ``(B, C, C)`` or ``(C, C)``, or
+        ``(B, 1, C, C)`` against ``(1, N, C, C)``."""
+        return sum(
+            w * (grams[k] - targets[k]).pow(2).flatten(-2).mean(-1) for k, w in self.style_weights.items()
+        )
 
     @torch.no_grad()
     def style_losses(self, pastiche: torch.Tensor) -> torch.Tensor:
@@ -168,17 +182,12 @@ class StyleLoss(nn.Module):
         if self.have_target is None:
             raise RuntimeError("call set_styles(style_images) before computing style losses")
         p = self.vgg.features(self.preprocess(pastiche), list(self.style_weights))
-        out = 0
-        for k, w in self.style_weights.items():
-            g = gram(p[k])  # (B, C, C) against the targets (N, C, C)
-            out = out + w * (g[:, None] - self.targets[k][None]).pow(2).flatten(2).mean(2)
+        grams = {k: gram(p[k])[:, None] for k in self.style_weights}  # (B, 1, C, C) against (1, N, C, C)
+        out = self._style_loss(grams, {k: t[None] for k, t in self.targets.items()})
         return out.masked_fill(~self.have_target.to(out.device)[None], float("nan"))
 
     @torch.no_grad()
     def style_loss_to(self, pastiche: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """``(B,)`` style loss of pastiches against one style image (e.g. for an interpolation curve)."""
-        target = self.style_grams(image)
-        p = self.features(pastiche)
-        return sum(
-            w * (gram(p[k]) - target[k]).pow(2).flatten(1).mean(1) for k, w in self.style_weights.items()
-        )
+        p = self.vgg.features(self.preprocess(pastiche), list(self.style_weights))
+        return self._style_loss({k: gram(p[k]) for k in self.style_weights}, self.style_grams(image))

@@ -277,6 +277,7 @@ class StyleTrainer(Trainer):
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.model = self.net if dist is None else dist.wrap(self.net)
         self.labels = torch.Generator().manual_seed(derive_seed(cfg.seed, "style-labels"))
+        self._label_pool = torch.tensor(self.train_styles)  # the ids a batch draws from (checked above)
         self.data_identity = None if data is None else to_jsonable(data)
         self.loop: TrainLoop | None = None
 
@@ -294,14 +295,15 @@ class StyleTrainer(Trainer):
         return slice(self.rank * per, (self.rank + 1) * per)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This process's content images and style ids of the next global batch."""
+        """This process's content images (on the device) and style ids (on the CPU, where the network
+        checks them without a device sync) of the next global batch."""
         x = next(self.batches)
         if isinstance(x, (tuple, list)):
             x = x[0]
-        pool = torch.tensor(self.train_styles)
+        pool = self._label_pool
         ids = pool[torch.randint(len(pool), (self.cfg.batch_size,), generator=self.labels)]
         sl = self._slice()
-        return _unit_float(x[sl].to(self.device, non_blocking=True)), ids[sl].to(self.device)
+        return _unit_float(x[sl].to(self.device, non_blocking=True)), ids[sl]
 
     def step(self, step: int) -> dict[str, Any]:
         self.net.train()
@@ -309,7 +311,8 @@ class StyleTrainer(Trainer):
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg.amp else nullcontext()
         with amp:
             pastiche = self.model(x, ids)
-            content_loss, style_loss = self.loss(pastiche, x, ids)
+            ids = ids.to(self.device, non_blocking=True)
+            content_loss, style_loss = self.loss.per_example(pastiche, x, ids)  # ids valid by construction
         content_loss, style_loss = content_loss.float(), style_loss.float()
         loss = (content_loss + style_loss).mean()
         self.opt.zero_grad(set_to_none=True)
