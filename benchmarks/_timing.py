@@ -16,3 +16,16 @@ def timeit(fn: Callable[[], object], repeat: int = 1, warmup: int = 0) -> list[f
         fn()
         times.append(time.perf_counter() - t0)
     return times
+
+
+def finish(out: dict, t_start: float, threads: int, json_path: str | None) -> dict:
+    """The end of a benchmark run: total wall time (stored as ``out["total_s"]`` and printed with the
+    thread count), and ``out`` written to ``json_path`` when one is given."""
+    import json
+
+    out["total_s"] = total = time.perf_counter() - t_start
+    print(f"\ntotal: {total:.1f} s, threads={threads}")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(out, f, indent=2)
+    return out

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -59,7 +58,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _timing import timeit  # noqa: E402
+from _timing import finish, timeit  # noqa: E402
 
 from physamp.models.ali import ALITrainConfig, ALITrainer, build_ali  # noqa: E402
 from physamp.models.ali.toy import grid_mixture  # noqa: E402
@@ -337,13 +336,7 @@ def main(argv=None) -> dict:
         out["cuda_amp"] = None
         print("CUDA: skipped (no CUDA device present): the SVHN images/s with and without --amp need one.")
 
-    total = time.perf_counter() - t_start
-    out["total_s"] = total
-    print(f"\ntotal: {total:.1f} s, threads={env['threads']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    return out
+    return finish(out, t_start, env["threads"], args.json)
 
 
 if __name__ == "__main__":
