@@ -226,8 +226,9 @@ def spread(std: float, n: int) -> float | str:
     return std if n > 1 else "– (n=1)"
 
 
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    fmt = lambda x: f"{x:.2f}" if isinstance(x, float) else str(x)  # noqa: E731
+def markdown_table(header: list[str], rows: list[list], fmt=None) -> str:
+    """A Markdown table; ``fmt(value) -> str`` formats each cell (default: floats with 2 decimals)."""
+    fmt = fmt or (lambda x: f"{x:.2f}" if isinstance(x, float) else str(x))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(x) for x in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -315,12 +316,17 @@ def new_figure(width: float = 5.0, height: float = 3.5, **subplots: Any):
     return plt.subplots(figsize=(width, height), **subplots)
 
 
-def save_figure(fig, out_dir: Path, name: str, dpi: int = 120) -> Path:
-    """Lay out ``fig``, write it to ``out_dir/NAME.png`` and close it; returns the path."""
+def save_figure(fig, out_dir: Path, name: str, dpi: int = 120, title: str | None = None) -> Path:
+    """Lay out ``fig`` (below a figure-wide ``title`` if given), write it to ``out_dir/NAME.png`` and
+    close it; returns the path."""
     import matplotlib.pyplot as plt
 
     path = Path(out_dir) / f"{name}.png"
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -178,7 +178,7 @@ def _figure(out_dir: Path, p: dict, rows: list[dict], preset: str) -> Path:
     ax.set_axis_off()
     names = ["new style", f"content ({image_name})", *nets]
     ax.set_title("  |  ".join(names[:3]) + "\n" + "  |  ".join(names[3:]), fontsize=7)
-    return style_common.save_titled(fig, out_dir, NAME, f"{TITLE} [{preset}]")
+    return common.save_figure(fig, out_dir, NAME, title=f"{TITLE} [{preset}]")
 
 
 def _frozen_text(result: dict) -> str:

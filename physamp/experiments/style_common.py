@@ -607,18 +607,18 @@ def monotonic_violations(values: Sequence[float], increasing: bool) -> list[int]
 
 
 # ---------------------------------------------------------------------------------------- reports
+def _cell(x: Any) -> str:
+    """A report's table cell: floats with 4 significant digits (scientific below 1e-3), NaN as a dash."""
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "–"
+        return f"{x:.3e}" if x != 0 and abs(x) < 1e-3 else f"{x:.4g}"
+    return str(x)
+
+
 def md_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table; floats with 4 significant digits (scientific below 1e-3)."""
-
-    def fmt(x: Any) -> str:
-        if isinstance(x, float):
-            if math.isnan(x):
-                return "–"
-            return f"{x:.3e}" if x != 0 and abs(x) < 1e-3 else f"{x:.4g}"
-        return str(x)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(fmt(x) for x in row) + " |" for row in rows])
+    """A Markdown table of :func:`physamp.experiments.common.markdown_table` with :func:`_cell`'s numbers."""
+    return common.markdown_table(header, rows, fmt=_cell)
 
 
 def data_paragraph(p: dict, styles: StyleSet) -> str:
@@ -663,18 +663,6 @@ def cuts_paragraph(
             + full_cost(steps_total)
         )
     return head
-
-
-def save_titled(fig, out_dir: Path, name: str, title: str, dpi: int = 120) -> Path:
-    """Write ``fig`` with a figure-wide ``title`` to ``out_dir/NAME.png`` (laid out below the title)."""
-    import matplotlib.pyplot as plt
-
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    path = Path(out_dir) / f"{name}.png"
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
 
 
 def write_markdown(out_dir: Path, name: str, title: str, parts: Sequence[str]) -> Path:

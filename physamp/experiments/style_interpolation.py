@@ -162,7 +162,7 @@ def _figure(out_dir: Path, p: dict, result: dict, pastiches: torch.Tensor, names
     ax_img.imshow(tile(pastiches, len(alphas)))
     ax_img.set_axis_off()
     ax_img.set_title(f"pastiches, α = 0 (all {names[1]}) … 1 (all {names[0]})", fontsize=8)
-    return style_common.save_titled(fig, out_dir, NAME, f"{TITLE} [{preset}]")
+    return common.save_figure(fig, out_dir, NAME, title=f"{TITLE} [{preset}]")
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:

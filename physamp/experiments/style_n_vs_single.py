@@ -201,7 +201,7 @@ def _figure(out_dir: Path, p: dict, comp: list[dict], preset: str) -> Path:
     ax.set_yticks([(0.5 + k) * (image.shape[-2] + 2) for k in range(n)], styles.names, fontsize=7)
     ax.tick_params(length=0)
     ax.set_title(f"pastiches of held-out {image_name}", fontsize=8)
-    return style_common.save_titled(fig, out_dir, NAME, f"{TITLE} [{preset}]")
+    return common.save_figure(fig, out_dir, NAME, title=f"{TITLE} [{preset}]")
 
 
 def report(rows: list[dict], out_dir: Path, preset: str) -> None:
