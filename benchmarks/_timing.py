@@ -29,3 +29,22 @@ def finish(out: dict, t_start: float, threads: int, json_path: str | None) -> di
         with open(json_path, "w") as f:
             json.dump(out, f, indent=2)
     return out
+
+
+def environment(**extra: object) -> dict:
+    """What every benchmark prints and stores beside its figures: torch's version and thread count,
+    Python, the machine, the CPU count, CUDA's presence, then ``extra`` (package versions, the mode)."""
+    import os
+    import platform
+
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
+        **extra,
+    }

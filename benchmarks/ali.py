@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 import sys
 import time
@@ -58,7 +57,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _timing import finish, timeit  # noqa: E402
+from _timing import environment, finish, timeit  # noqa: E402
 
 from physamp.models.ali import ALITrainConfig, ALITrainer, build_ali  # noqa: E402
 from physamp.models.ali.toy import grid_mixture  # noqa: E402
@@ -270,15 +269,7 @@ def main(argv=None) -> dict:
     mode = "quick" if args.quick else "full"
     cfg = CONFIGS[mode]
     t_start = time.perf_counter()
-    env = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cuda": torch.cuda.is_available(),
-        "mode": mode,
-    }
+    env = environment(mode=mode)
     print(
         f"physamp ALI step benchmark ({mode}): torch {env['torch']}, threads={env['threads']} "
         f"(of {env['cpu_count']} CPUs), python {env['python']}, batch {BATCH}"

@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -57,7 +56,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _timing import timeit  # noqa: E402
+from _timing import environment, timeit  # noqa: E402
 
 import physamp  # noqa: E402
 from physamp.ais import base_rate_biases, default_betas, estimate_log_z, test_nll  # noqa: E402
@@ -286,16 +285,7 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
     import sklearn
 
-    env = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "mode": mode,
-    }
+    env = environment(numpy=np.__version__, sklearn=sklearn.__version__, mode=mode)
     print(
         f"physamp RBM benchmark ({mode}): torch {env['torch']}, threads={env['threads']} "
         f"(torch and BLAS; of {env['cpu_count']} CPUs), numpy {env['numpy']}, sklearn {env['sklearn']}"

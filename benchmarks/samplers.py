@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +40,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _timing import environment  # noqa: E402
 from _timing import timeit as _timeit  # noqa: E402
 
 import physamp  # noqa: E402
@@ -371,18 +371,13 @@ def main(argv=None) -> dict:
     import dimod
     import dwave.samplers
 
-    env = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "numpy": np.__version__,
-        "dimod": dimod.__version__,
-        "dwave_samplers": getattr(dwave.samplers, "__version__", "?"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "mode": "quick" if args.quick else "full",
-        "repeat": cfg["repeat"],
-    }
+    env = environment(
+        numpy=np.__version__,
+        dimod=dimod.__version__,
+        dwave_samplers=getattr(dwave.samplers, "__version__", "?"),
+        mode="quick" if args.quick else "full",
+        repeat=cfg["repeat"],
+    )
     print(
         f"physamp sampler benchmark ({env['mode']}): torch {env['torch']}, "
         f"threads={env['threads']} (of {env['cpu_count']} CPUs), numpy {env['numpy']}, "

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 import sys
 import time
@@ -58,7 +57,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _timing import finish, timeit  # noqa: E402
+from _timing import environment, finish, timeit  # noqa: E402
 
 from physamp.models.style.network import StyleNetwork  # noqa: E402
 
@@ -338,14 +337,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
-    env = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cuda": torch.cuda.is_available(),
-    }
+    env = environment()
     print(
         f"physamp style-network benchmark: torch {env['torch']}, threads={env['threads']} "
         f"(of {env['cpu_count']} CPUs), python {env['python']}, StyleNetwork({NUM_STYLES})"
