@@ -21,6 +21,7 @@ EXPERIMENTS = {
     "style-n-vs-single": "physamp.experiments.style_n_vs_single",
     "style-add": "physamp.experiments.style_add",
     "style-interpolation": "physamp.experiments.style_interpolation",
+    "beta-estimation": "physamp.experiments.beta_estimation",
 }
 
 __all__ = ["EXPERIMENTS"]

@@ -15,7 +15,9 @@
   Boltzmann samples by construction (None when it does not).
 - :func:`flip_energies`, :func:`estimate_beta`, :func:`collapse_warning`: what a sample
   set says about the temperature it was drawn at (maximum pseudo-likelihood), and a
-  warning when it has collapsed to a handful of minima.
+  warning when it has collapsed to a handful of minima. :func:`fit_beta` (and
+  :func:`fit_beta_sampleset`) give the estimate with its standard error over reads, a
+  confidence interval and, on request, a bootstrap over reads (:class:`BetaFit`).
 
 dimod itself is imported only inside the functions that need it.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,6 +49,9 @@ __all__ = [
     "optimiser_reason",
     "flip_energies",
     "estimate_beta",
+    "BetaFit",
+    "fit_beta",
+    "fit_beta_sampleset",
     "collapse_warning",
 ]
 
@@ -270,48 +276,19 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return expit(x)
 
 
-def estimate_beta(flips: np.ndarray, weights: np.ndarray | None = None) -> tuple[float | None, str | None]:
-    """Maximum pseudo-likelihood inverse temperature of samples with flip energies ``flips``.
-
-    The pseudo-likelihood ``Π_s Π_i σ(β ΔE_i(s))`` is log-concave in β, so its maximiser is
-    the one root of ``g(β) = Σ ΔE σ(-β ΔE)``, found by bracketing and Brent's method (no
-    Newton step that can run away). Returns ``(beta, reason)``:
-
-    - ``(β, None)``: a finite estimate (β <= 0 when the samples favour low energies no
-      more than uniform random states do);
-    - ``(inf, sentence)``: no sample has a local excitation: every sample is a local
-      minimum, so the estimate diverges;
-    - ``(None, sentence)``: every flip energy is zero (the problem is zero where it was
-      sampled): the samples say nothing about β.
-
-    ``weights``: one per sample (``num_occurrences``); default 1.
-    """
+def _solve_beta(vals: np.ndarray, wts: np.ndarray) -> tuple[float | None, str | None]:
+    """The root of ``g(β) = Σ_k wts_k vals_k σ(-β vals_k)`` over distinct nonzero flip energies
+    ``vals`` with total weights ``wts``: :func:`estimate_beta`'s ``(beta, reason)``."""
     from scipy.optimize import brentq
 
-    d = np.asarray(flips, dtype=np.float64)
-    if d.ndim != 2 or d.size == 0:
-        return None, "there are no samples (or no variables) to estimate the temperature from"
-    w = np.ones(d.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
-    d_flat = d.ravel()
-    w_flat = np.repeat(w, d.shape[1])
-    nz = d_flat != 0
-    if not np.isfinite(d_flat).all():
-        return None, "the programmed problem has non-finite energies, so no temperature can be estimated"
-    if not nz.any():
-        return None, (
-            "every spin's flip energy is zero in every sample (the programmed problem has no bias or "
-            "coupling acting, e.g. an RBM whose parameters are all zero), so the samples carry no "
-            "information about the effective temperature"
-        )
-    vals, inverse = np.unique(d_flat[nz], return_inverse=True)
-    wts = np.bincount(inverse, weights=w_flat[nz])
+    keep = wts > 0
+    vals, wts = vals[keep], wts[keep]
     if not (vals < 0).any():
         return math.inf, (
             "no sample has a local excitation (every sample is a local minimum: no single-spin flip "
             "lowers its energy), so the maximum-pseudo-likelihood beta_eff is infinite: the sampler "
             "behaves as an optimiser, or the device is far colder than the problem's energy scale"
         )
-
     if not (vals > 0).any():
         return None, (
             "every local excitation goes one way (no sample is below any of its single-spin flips: "
@@ -338,6 +315,227 @@ def estimate_beta(flips: np.ndarray, weights: np.ndarray | None = None) -> tuple
         return float(brentq(g, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)), None
     except (RuntimeError, ValueError) as err:  # no convergence: say so rather than fail the call
         return None, f"the pseudo-likelihood maximisation did not converge in [{lo:.3g}, {hi:.3g}] ({err})"
+
+
+def _prepare(flips, weights) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """``(d, w, reason)``: the flip energies as float64 ``(N, n)``, the read weights ``(N,)``, and
+    a sentence when they hold nothing to estimate from (None when they do)."""
+    d = np.asarray(flips, dtype=np.float64)
+    if d.ndim != 2 or d.size == 0:
+        return d, np.ones(0), "there are no samples (or no variables) to estimate the temperature from"
+    w = np.ones(d.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.shape != (d.shape[0],) or not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError(
+            f"weights must hold one finite, non-negative number per sample ({d.shape[0]}); got shape "
+            f"{w.shape}. Pass num_occurrences (or None for one read per row)"
+        )
+    if not np.isfinite(d).all():
+        return d, w, "the programmed problem has non-finite energies, so no temperature can be estimated"
+    if not (d != 0).any():
+        why = (
+            "every spin's flip energy is zero in every sample (the programmed problem has no bias or "
+            "coupling acting, e.g. an RBM whose parameters are all zero), so the samples carry no "
+            "information about the effective temperature"
+        )
+        return d, w, why
+    return d, w, None
+
+
+def estimate_beta(flips: np.ndarray, weights: np.ndarray | None = None) -> tuple[float | None, str | None]:
+    """Maximum pseudo-likelihood inverse temperature of samples with flip energies ``flips``.
+
+    The pseudo-likelihood ``Π_s Π_i σ(β ΔE_i(s))`` is log-concave in β, so its maximiser is
+    the one root of ``g(β) = Σ ΔE σ(-β ΔE)``, found by bracketing and Brent's method (no
+    Newton step that can run away). Returns ``(beta, reason)``:
+
+    - ``(β, None)``: a finite estimate (β <= 0 when the samples favour low energies no
+      more than uniform random states do);
+    - ``(inf, sentence)``: no sample has a local excitation: every sample is a local
+      minimum, so the estimate diverges;
+    - ``(None, sentence)``: every flip energy is zero (the problem is zero where it was
+      sampled): the samples say nothing about β.
+
+    ``weights``: one per sample (``num_occurrences``); default 1. :func:`fit_beta` gives the
+    same estimate with its standard error and confidence interval.
+    """
+    d, w, why = _prepare(flips, weights)
+    if why is not None:
+        return None, why
+    d_flat = d.ravel()
+    w_flat = np.repeat(w, d.shape[1])
+    nz = d_flat != 0
+    vals, inverse = np.unique(d_flat[nz], return_inverse=True)
+    return _solve_beta(vals, np.bincount(inverse, weights=w_flat[nz], minlength=vals.size))
+
+
+@dataclass(frozen=True)
+class BetaFit:
+    """A maximum-pseudo-likelihood β with its uncertainty (:func:`fit_beta`).
+
+    - ``beta``: the estimate; None when there is none, ``reason`` saying why (an infinite
+      estimate, every read a local minimum, is None with ``infinite=True``: a warning, not a
+      number).
+    - ``std``: the standard error over *reads*: reads are independent, the spins of one read
+      are not, so the variance is the sandwich ``Σ_r w_r u_r² / (Σ_r w_r H_r)²`` of the per-read
+      scores ``u_r = Σ_i ΔE_ri σ(-β ΔE_ri)`` and curvatures ``H_r = Σ_i ΔE_ri² σ(β ΔE_ri)
+      σ(-β ΔE_ri)`` at the estimate (times ``N / (N - 1)``), the delta method applied to the
+      estimating equation. It holds whether or not the samples are Boltzmann.
+    - ``ci``: the ``confidence`` interval ``beta ± z · std`` (normal quantile ``z``).
+    - ``naive_std``: ``1 / sqrt(Σ H)``, what treating every spin of every read as an independent
+      observation gives (the pseudo-likelihood is not a likelihood: it is too small where
+      spins are correlated); kept for comparison.
+    - ``bootstrap_std``, ``bootstrap_ci``: from ``num_bootstrap`` resamplings of the reads
+      (percentile interval); None unless asked for. ``bootstrap_infinite``: how many of them
+      had no local excitation (their estimate is infinite, and so is ``bootstrap_std``).
+    - ``num_reads`` (total weight), ``num_spins``.
+    """
+
+    beta: float | None
+    std: float | None = None
+    ci: tuple[float, float] | None = None
+    confidence: float = 0.95
+    naive_std: float | None = None
+    bootstrap_std: float | None = None
+    bootstrap_ci: tuple[float, float] | None = None
+    bootstrap_infinite: int = 0
+    num_reads: float = 0.0
+    num_spins: int = 0
+    infinite: bool = False
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether there is a finite estimate."""
+        return self.beta is not None
+
+    @property
+    def relative_std(self) -> float | None:
+        """``std / |beta|`` (None without both)."""
+        if self.beta is None or self.std is None or self.beta == 0:
+            return None
+        return self.std / abs(self.beta)
+
+    def __str__(self) -> str:
+        if self.beta is None:
+            return f"beta: none ({self.reason})"
+        text = f"beta = {self.beta:.4g}"
+        if self.std is not None:
+            lo, hi = self.ci
+            text += f" ± {self.std:.2g} ({100 * self.confidence:g} % CI [{lo:.4g}, {hi:.4g}])"
+        if self.bootstrap_std is not None:
+            text += f"; bootstrap std {self.bootstrap_std:.2g}"
+        return text + f"; {self.num_reads:g} reads of {self.num_spins} spins"
+
+
+def _check_fit_options(confidence, num_bootstrap) -> tuple[float, int]:
+    import numbers
+
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1), e.g. 0.95; got {confidence!r}")
+    if (
+        isinstance(num_bootstrap, bool)
+        or not isinstance(num_bootstrap, numbers.Integral)
+        or num_bootstrap < 0
+        or num_bootstrap == 1
+    ):
+        raise ValueError(
+            f"num_bootstrap must be 0 (none) or an integer >= 2, e.g. 200; got {num_bootstrap!r}"
+        )
+    return float(confidence), int(num_bootstrap)
+
+
+def fit_beta(
+    flips: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    confidence: float = 0.95,
+    num_bootstrap: int = 0,
+    seed: int | None = None,
+) -> BetaFit:
+    """:func:`estimate_beta` with its uncertainty over reads: a :class:`BetaFit`.
+
+    ``flips``: ``(N, n)`` flip energies, one row per read (or per distinct state, with its
+    ``num_occurrences`` as ``weights``). The standard error is the per-read sandwich (closed
+    form, one pass over the flips); ``num_bootstrap`` resamplings of the reads (multinomial
+    counts, so aggregated rows resample as the reads they stand for; ``seed`` fixes them)
+    check it. Never raises on the samples themselves: an estimate that does not exist is
+    ``beta=None`` with the reason.
+    """
+    from statistics import NormalDist
+
+    confidence, num_bootstrap = _check_fit_options(confidence, num_bootstrap)
+    d, w, why = _prepare(flips, weights)
+    n_reads = float(w.sum()) if w.size else 0.0
+    n_spins = int(d.shape[1]) if d.ndim == 2 else 0
+    common = dict(confidence=confidence, num_reads=n_reads, num_spins=n_spins)
+    if why is not None:
+        return BetaFit(None, reason=why, **common)
+    nz = d != 0
+    rows, cols = np.nonzero(nz)
+    vals, inverse = np.unique(d[rows, cols], return_inverse=True)
+    beta, why = _solve_beta(vals, np.bincount(inverse, weights=w[rows], minlength=vals.size))
+    if beta is None or math.isinf(beta):
+        return BetaFit(None, infinite=beta is not None, reason=why, **common)
+    s = _expit(-beta * d)
+    score = (d * s).sum(axis=1)
+    curv = (d * d * s * (1.0 - s)).sum(axis=1)
+    info = float(w @ curv)
+    std = naive = ci = None
+    if info > 0:
+        naive = 1.0 / math.sqrt(info)
+        if n_reads > 1:
+            meat = float(w @ (score * score)) * n_reads / (n_reads - 1.0)
+            std = math.sqrt(meat) / info
+            z = NormalDist().inv_cdf(0.5 + confidence / 2)
+            ci = (beta - z * std, beta + z * std)
+    boot_std = boot_ci = None
+    boot_inf = 0
+    if num_bootstrap:
+        import scipy.sparse as sp
+
+        # (distinct value x read) occurrence counts: a replicate's value weights are one product
+        by_value = sp.csr_matrix((np.ones(rows.size), (inverse, rows)), shape=(vals.size, d.shape[0]))
+        rng = np.random.default_rng(seed)
+        total = max(1, int(round(n_reads)))
+        reps = np.empty(num_bootstrap)
+        for k in range(num_bootstrap):
+            draw = rng.multinomial(total, w / w.sum()).astype(np.float64)
+            b, _ = _solve_beta(vals, by_value @ draw)
+            reps[k] = math.nan if b is None else b
+        boot_inf = int(np.isinf(reps).sum())
+        finite = reps[np.isfinite(reps)]
+        if boot_inf:
+            boot_std = math.inf
+        elif finite.size > 1:
+            boot_std = float(finite.std(ddof=1))
+        defined = reps[~np.isnan(reps)]
+        if defined.size > 1:
+            a = (1.0 - confidence) / 2
+            method = "nearest" if boot_inf else "linear"  # no interpolation towards an infinity
+            lo, hi = np.quantile(defined, [a, 1.0 - a], method=method)
+            boot_ci = (float(lo), float(hi))
+    return BetaFit(
+        beta,
+        std=std,
+        ci=ci,
+        naive_std=naive,
+        bootstrap_std=boot_std,
+        bootstrap_ci=boot_ci,
+        bootstrap_infinite=boot_inf,
+        **common,
+    )
+
+
+def fit_beta_sampleset(bqm, sampleset, **options: Any) -> BetaFit:
+    """:func:`fit_beta` of a dimod ``sampleset`` drawn from ``bqm`` (SPIN or BINARY, any column
+    order; ``num_occurrences`` as weights); ``options`` go to :func:`fit_beta`."""
+    import dimod
+
+    labels = list(bqm.variables)
+    x = sampleset_to_array(sampleset, labels).astype(np.float64)
+    if sampleset.vartype is dimod.BINARY:
+        x = 2.0 * x - 1.0
+    return fit_beta(flip_energies(bqm, x, labels), sampleset.record.num_occurrences, **options)
 
 
 HANDFUL = 5  # "a handful of distinct states"
