@@ -7,9 +7,23 @@
                wrapped around a child sampler (``gibbs`` by default)
 ``neal``       dwave-samplers simulated annealing at a fixed β (Boltzmann)
 ``dwave``      a D-Wave QPU through Ocean, or any structured dimod sampler
+               (``solver="simulated"``: the simulated QPU below, offline)
 ``dimod``      any dimod sampler as a backend
 =============  ==========================================================
+
+The other way round, for Ocean users (dimod samplers, not physamp backends):
+
+- :class:`SimulatedQPU`: an offline stand-in for ``dwave.system.DWaveSampler`` that
+  draws Boltzmann samples at a hidden β, with the QPU's graphs, ranges, noise and
+  timing (:mod:`physamp.samplers.simulated_qpu`).
+- :func:`as_dimod`: any physamp backend as a dimod sampler of bipartite BQMs
+  (:mod:`physamp.samplers.dimod_sampler`).
+
+Both are imported on first use, so ``import physamp.samplers`` does not load Ocean.
 """
+
+from importlib import import_module
+from typing import Any
 
 from physamp.samplers.base import Chains, Composite, Sampler, Samples, UnknownOptionError
 from physamp.samplers.registry import available_samplers, make_sampler, register_sampler
@@ -23,4 +37,25 @@ __all__ = [
     "make_sampler",
     "register_sampler",
     "available_samplers",
+    "SimulatedQPU",
+    "as_dimod",
 ]
+
+# name -> module of the exports that import dimod (loaded on first access)
+_LAZY = {
+    "SimulatedQPU": "physamp.samplers.simulated_qpu",
+    "as_dimod": "physamp.samplers.dimod_sampler",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'physamp.samplers' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
