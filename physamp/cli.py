@@ -15,7 +15,8 @@ physamp experiment NAME               rerun a thesis experiment (physamp experim
 physamp topology chimera 14           summarise an RBM topology (--draw FILE.png to plot it)
 
 Exit status: 0 success, 1 a failed check (check-sampler), 2 bad input or a file that cannot be
-used (one line on stderr, no traceback), 130 stopped by Ctrl-C (with where it stopped and how to
+used (one line on stderr, no traceback; also a QPU budget that stops ``train-rbm``, after its
+checkpoint and cost report), 130 stopped by Ctrl-C (with where it stopped and how to
 resume). Unless ``--threads`` is given (or ``OMP_NUM_THREADS`` is set), torch runs on
 :func:`physamp.training.default_threads` threads: 1 on a 2-core machine, where 2 threads can be
 many times slower when another process is busy.
@@ -170,6 +171,8 @@ def cmd_train_rbm(args) -> int:
 
     from physamp.models.rbm import RBMTrainConfig, train_and_evaluate
     from physamp.models.rbm.evaluate import ais_settings
+    from physamp.models.rbm.pcd import QPUBudgetStop
+    from physamp.samplers.qpu_budget import format_cost_report
     from physamp.training import Callback, TrainingInterrupted, resolve_device
 
     # every option is checked before any work: the config, the AIS settings, the device, the data
@@ -177,10 +180,20 @@ def cmd_train_rbm(args) -> int:
     ais_settings(args.ais_runs, args.ais_betas, cfg.seed)
     device = resolve_device(args.device)
     data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
+    if cfg.n_hidden is None:  # the topology's own shape (784 for chimera/pegasus/zephyr), else 500
+        from physamp.models.rbm.pcd import default_hidden
+
+        cfg.n_hidden = default_hidden(cfg.topology, data.n_features, seed=cfg.seed)
     run_dir = Path(args.run_dir or f"runs/rbm-{cfg.sampler}-{data.n_features}x{cfg.n_hidden}-seed{cfg.seed}")
+    from physamp.samplers.registry import sampler_class
+
+    # a backend of independent samples (dwave, exact, dimod) runs no k sweeps: say what a step draws
+    chains = sampler_class(cfg.sampler).uses_chains is not False
+    reads = cfg.num_chains if cfg.method == "pcd" else cfg.batch_size
+    method = f"{cfg.method.upper()}-{cfg.k}" if chains else f"{reads} independent samples per step"
     print(
         f"physamp train-rbm: {data.name} ({data.train.shape[0]} train / {data.test.shape[0]} test), "
-        f"{data.n_features}x{cfg.n_hidden} RBM, {cfg.method.upper()}-{cfg.k} with the {cfg.sampler!r} "
+        f"{data.n_features}x{cfg.n_hidden} RBM, {method} with the {cfg.sampler!r} "
         f"backend, {cfg.epochs} epochs on {device}, {torch.get_num_threads()} thread(s) -> {run_dir}"
     )
 
@@ -192,6 +205,7 @@ def cmd_train_rbm(args) -> int:
 
     trained = Trained()
     figure = run_dir / "samples.png"
+    built: list = []  # the trainer, for the QPU estimate before training and the cost report after
     try:
         result = train_and_evaluate(
             cfg,
@@ -203,10 +217,14 @@ def cmd_train_rbm(args) -> int:
             progress=not args.no_progress,
             overwrite=args.overwrite,
             callbacks=[trained],
+            on_trainer=lambda trainer: (built.append(trainer), _print_qpu_estimate(trainer, run_dir)),
         )
         if not (result.reused and figure.exists()):
             shape = data.image_shape or (1, data.n_features)
             _sample_figure(result.rbm, "gibbs", {"steps": args.figure_steps}, figure, shape, seed=cfg.seed)
+    except QPUBudgetStop as stop:  # a clean stop: the report on stdout, then one line on stderr (exit 2)
+        print(format_cost_report(stop.report))
+        raise
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt:
@@ -222,11 +240,43 @@ def cmd_train_rbm(args) -> int:
             f"  (stored result: {run_dir} already holds this finished run with these AIS settings, so "
             "nothing was recomputed; other --ais-runs / --ais-betas evaluate it again, --overwrite retrains)"
         )
+    report = built[0].qpu_cost_report() if built else None
+    if report is not None:
+        print(format_cost_report(report))
     print(
         f"outputs in {run_dir}/: config.json, checkpoint.pt, metrics.jsonl, samples.png (E[v|h] after "
         f"{args.figure_steps} Gibbs steps), result.json"
+        + (", qpu_ledger.jsonl, qpu_cost.json" if report is not None else "")
     )
     return 0
+
+
+def _print_qpu_estimate(trainer, run_dir) -> None:
+    """Before a dwave run trains: its estimated QPU access time against the budget (the run
+    directory's ledger, read first, says what was spent before)."""
+    from physamp.models.rbm.pcd import setup_qpu_backend
+
+    qpu = setup_qpu_backend(trainer.sampler, trainer.cfg, run_dir=run_dir)
+    if qpu is None or (qpu.topology is None and qpu.qpu_budget is None):
+        return  # chains and no budget: estimating would embed the RBM now; leave that to step 1
+    est = trainer.qpu_estimate()
+    if est is None:
+        return
+    if est["per_step_s"] is None:
+        print("  QPU access time: the solver gives no estimate (no problem_timing_data)")
+        return
+    text = (
+        f"  estimated QPU access time: {est['per_step_s'] * 1e3:.4g} ms per step x {est['steps']:,} steps = "
+        f"{est['training_s']:.4g} s"
+    )
+    if est["calibrations"]:
+        cal = est["calibration_max_s"]
+        text += f" + {est['calibrations']:,} calibration(s) of at most " + (
+            "unknown cost" if cal is None else f"{cal:.4g} s"
+        )
+    if est["budget_s"] is not None:
+        text += f"; budget {est['budget_s']:.6g} s, {est['spent_s']:.6g} s already spent (ledger)"
+    print(text)
 
 
 def cmd_train_ali(args) -> int:

@@ -19,7 +19,15 @@ The other way round, for Ocean users (dimod samplers, not physamp backends):
 - :func:`as_dimod`: any physamp backend as a dimod sampler of bipartite BQMs
   (:mod:`physamp.samplers.dimod_sampler`).
 
-Both are imported on first use, so ``import physamp.samplers`` does not load Ocean.
+Hardware runs (with a token, or offline on :class:`SimulatedQPU`):
+
+- :func:`calibrate`: set the 'dwave' backend's prefactor until the measured β_eff ×
+  prefactor reaches a target β (:mod:`physamp.samplers.temperature`).
+- :class:`QPULedger`, :class:`QPUBudgetExceeded`, :class:`UnknownQPUCostError`: the QPU
+  time a backend spends, costed before each call and refused over budget
+  (:mod:`physamp.samplers.qpu_budget`).
+
+These are imported on first use, so ``import physamp.samplers`` does not load Ocean.
 """
 
 from importlib import import_module
@@ -39,12 +47,22 @@ __all__ = [
     "available_samplers",
     "SimulatedQPU",
     "as_dimod",
+    "calibrate",
+    "CalibrationResult",
+    "QPULedger",
+    "QPUBudgetExceeded",
+    "UnknownQPUCostError",
 ]
 
 # name -> module of the exports that import dimod (loaded on first access)
 _LAZY = {
     "SimulatedQPU": "physamp.samplers.simulated_qpu",
     "as_dimod": "physamp.samplers.dimod_sampler",
+    "calibrate": "physamp.samplers.temperature",
+    "CalibrationResult": "physamp.samplers.temperature",
+    "QPULedger": "physamp.samplers.qpu_budget",
+    "QPUBudgetExceeded": "physamp.samplers.qpu_budget",
+    "UnknownQPUCostError": "physamp.samplers.qpu_budget",
 }
 
 

@@ -12,11 +12,23 @@ Programmed values outside the solver's ``h_range`` / ``j_range``, and NaNs, rais
 ``ValueError`` before anything is submitted; the ``max_prefactor`` a
 :meth:`DWaveBackend.dry_run` reports is the largest one ``sample`` accepts. With
 ``estimate_temperature`` the device's β_eff is measured on every call by maximum
-pseudo-likelihood (:func:`physamp.samplers.dimod_io.estimate_beta`: the estimator of
+pseudo-likelihood (:func:`physamp.samplers.dimod_io.fit_beta`: the estimator of
 ``dwave.system.temperatures.maximum_pseudolikelihood_temperature``, solved by a
 bracketed root search that cannot run away or divide by zero) and reported as
-``info["beta_eff"]`` with ``info["beta_model"] = beta_eff · prefactor``; when the
-samples cannot give one, ``info["beta_eff_error"]`` says why in one sentence.
+``info["beta_eff"]`` with its standard error over reads ``info["beta_eff_std"]``, a 95 %
+interval ``info["beta_eff_ci"]`` and ``info["beta_model"] = beta_eff · prefactor``; when the
+samples cannot give one, ``info["beta_eff_error"]`` says why in one sentence. An infinite
+estimate (every read a local minimum) is not a number: ``info["beta_eff"]`` is None and
+``info["beta_eff_infinite"]`` True, with a warning. :func:`physamp.samplers.temperature.calibrate`
+sets the prefactor from such estimates until β_model reaches a target.
+
+QPU time
+--------
+With ``qpu_budget=SECONDS`` every ``sample`` is costed before anything is sent (the
+solver's ``problem_timing_data``, :mod:`physamp.samplers.qpu_budget`) and refused with
+``QPUBudgetExceeded`` if it would exceed what the ledger says is left; every solver call
+is written to the ledger (``ledger=PATH``, append-only JSON lines) as it is sent and when
+it returns, so time spent before a crash still counts on the next run.
 
 A :class:`~physamp.samplers.dimod_io.NotBoltzmannWarning` is given when the sampler
 is an optimiser by construction (a ``MockDWaveSampler`` with its default,
@@ -56,9 +68,19 @@ submitting it::
     backend = DWaveBackend(topology=chimera_rbm(16), prefactor=0.5)
     print(backend.dry_run(rbm, num_samples=10_000))
 
-Offline, any structured dimod sampler stands in for the QPU, e.g. a
-``MockDWaveSampler`` whose substitute is simulated annealing held at β = 1 with
-Gibbs acceptance (it then samples ``exp(-E_programmed)`` exactly, β_eff = 1).
+Offline, ``solver="simulated"`` (CLI: ``-o solver=simulated``) builds a
+:class:`~physamp.samplers.simulated_qpu.SimulatedQPU` instead of a ``DWaveSampler``
+and needs no token: a structured dimod sampler that draws Boltzmann samples
+``p ∝ exp(-β_eff · E_programmed)`` at a hidden ``beta`` (default 1), with the QPU's
+ranges, parameters, timing and the thesis's noise model. Its graph is the one the
+``topology`` is laid out on (default: Pegasus P9). A spec chooses it:
+``"simulated:FAMILY[:SHAPE][:KEY=VALUE...]"`` (``"simulated:chimera:16"``,
+``"simulated:zephyr:7x4:beta=2.5:h_noise=0.05"``; keys ``beta``, ``j_noise``,
+``h_noise``, ``num_sweeps``, ``num_replicas``, ``missing_fraction``,
+``missing_seed``, ``seed``) or a dict ``{"name": "simulated", "topology": "chimera",
+"shape": [2, 2, 4], "beta": 2.0, "missing_qubits": [...], ...}`` with any
+``SimulatedQPU`` argument; an unreadable spec is refused with the syntax. Any other
+structured dimod sampler can stand in too (``DWaveBackend(sampler=...)``).
 """
 
 from __future__ import annotations
@@ -81,7 +103,7 @@ from physamp.samplers.dimod_io import (
     check_sample_kwargs,
     check_structured,
     collapse_warning,
-    estimate_beta,
+    fit_beta,
     flip_energies,
     optimiser_reason,
     sampleset_to_units,
@@ -110,8 +132,10 @@ install_log_redaction()
 _TOKEN_HELP = (
     "No D-Wave Leap API token is configured, so DWaveSampler cannot be built. Set one with "
     "`export DWAVE_API_TOKEN=<your token>` or `dwave config create` (token from "
-    "https://cloud.dwavesys.com/leap), or pass any dimod sampler as DWaveBackend(sampler=...) "
-    "(e.g. dwave.system.testing.MockDWaveSampler) to work offline."
+    "https://cloud.dwavesys.com/leap), or work offline on the simulated QPU: "
+    "DWaveBackend(solver='simulated') (CLI: -o solver=simulated; 'simulated:pegasus:beta=2' "
+    "chooses its graph and temperature), or pass any structured dimod sampler as "
+    "DWaveBackend(sampler=...)."
 )
 
 
@@ -132,6 +156,12 @@ def _as_bool_mask(mask, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape != shape:
         raise ValueError(f"mask has shape {mask.shape}; expected (n_hidden, n_visible) = {shape}")
     return mask
+
+
+def _is_simulated_qpu(sampler) -> bool:
+    from physamp.samplers.simulated_qpu import SimulatedQPU
+
+    return isinstance(sampler, SimulatedQPU)
 
 
 def _max_scale(values: np.ndarray, lo: float, hi: float) -> float:
@@ -216,6 +246,13 @@ class DryRunReport:
     sample_kwargs: dict[str, Any] = field(default_factory=dict)
     beta_eff_assumed: float | None = None
     beta_model_assumed: float | None = None
+    # QPU access time (physamp.samplers.qpu_budget): the estimate of these calls, and the budget
+    estimated_qpu_access_time_s: float | None = None  # None: the sampler gives no estimate
+    estimate_source: str = ""  # where the estimate comes from, or why there is none
+    qpu_budget_s: float | None = None
+    qpu_spent_s: float = 0.0  # what the backend's ledger already holds
+    qpu_budget_left_s: float | None = None
+    within_budget: bool | None = None  # would sample() pass the budget? None: no budget
 
     @property
     def num_calls(self) -> int:
@@ -228,7 +265,7 @@ class DryRunReport:
         lines = [f"DWaveBackend dry run: nothing submitted ({self.sampler}, solver {self.solver})"]
         for k, v in self.to_dict().items():
             if k not in ("sampler", "solver"):
-                lines.append(f"  {k:20s} {v}")
+                lines.append(f"  {k:27s} {v}")
         return redact("\n".join(lines))
 
 
@@ -263,6 +300,15 @@ class DWaveBackend(Sampler):
         h_range, j_range: override the solver's ``h_range`` / ``j_range`` properties.
         num_reads_per_call: cap on reads per call (default: ``num_reads_range`` max).
         estimate_temperature: measure β_eff by maximum pseudo-likelihood on each call.
+        qpu_budget: seconds of QPU access time this backend may spend, counting what its
+            ledger already holds (None: no limit). A ``sample`` whose estimated access time
+            (all its solver calls) exceeds what is left raises
+            :class:`~physamp.samplers.qpu_budget.QPUBudgetExceeded` before anything is sent.
+        ledger: where the QPU time spent is recorded: a path (an append-only JSON-lines
+            file, read on construction so earlier runs count) or a
+            :class:`~physamp.samplers.qpu_budget.QPULedger`; None keeps one in memory.
+        allow_unknown_cost: with a budget, submit to a sampler whose access time cannot be
+            estimated (no ``problem_timing_data``, e.g. ``MockDWaveSampler``); refused otherwise.
         solver: solver name or filter for the lazily built ``DWaveSampler``.
         token: a Leap API token for the lazily built ``DWaveSampler`` (default: the one
             in ``DWAVE_API_TOKEN`` or the dwave config file). It is accepted but never
@@ -298,6 +344,9 @@ class DWaveBackend(Sampler):
         j_range: tuple[float, float] | None = None,
         num_reads_per_call: int | None = None,
         estimate_temperature: bool = True,
+        qpu_budget: float | None = None,
+        ledger=None,
+        allow_unknown_cost: bool = False,
         solver: str | dict | None = None,
         token: str | None = None,
         seed: int | None = None,
@@ -322,6 +371,20 @@ class DWaveBackend(Sampler):
         self.j_range = None if j_range is None else _check_range("j_range", j_range)
         self.num_reads_per_call = _check_reads_cap(num_reads_per_call)
         self.estimate_temperature = _check_flag("estimate_temperature", estimate_temperature)
+        self.qpu_budget = None if qpu_budget is None else check_positive(qpu_budget, "qpu_budget", "seconds")
+        self.ledger = ledger  # a QPULedger (the setter opens a path)
+        self.allow_unknown_cost = _check_flag("allow_unknown_cost", allow_unknown_cost)
+        self.ledger_label = "sample"  # what the ledger says a call was for (see ledger_label_as)
+        if sampler is None and solver is not None:
+            from physamp.samplers.simulated_qpu import is_simulated_spec, spec_options
+
+            if is_simulated_spec(solver):  # read now (built at first use, on the topology's graph)
+                if self._token is not None:
+                    raise ValueError(
+                        f"solver={solver!r} is the simulated QPU, which needs no token; drop the token "
+                        "(or name a real solver)"
+                    )
+                spec_options(solver)
         if sampler is not None:
             check_structured(sampler, "sampler", "Wrap unstructured samplers with the 'dimod' backend.")
             self._check_sampler_kwargs(sampler, sample_kwargs)
@@ -346,11 +409,22 @@ class DWaveBackend(Sampler):
         """The dimod sampler (builds ``DWaveSampler`` on first access when none was given)."""
         if self._sampler is None:
             self._sampler = self._connect()
-            self._owns_sampler = True
+            # errors of a DWaveSampler physamp built are redacted and wrapped; a SimulatedQPU's are
+            # its own (range refusals, bad parameters) and pass through as they are
+            self._owns_sampler = not _is_simulated_qpu(self._sampler)
             self._check_sampler_kwargs(self._sampler, self.sample_kwargs)
         return self._sampler
 
     def _connect(self):
+        from physamp.samplers.simulated_qpu import from_spec, is_simulated_spec
+
+        if is_simulated_spec(self.solver):  # offline: no token, nothing leaves the machine
+            if self._token is not None:
+                raise ValueError(
+                    f"solver={self.solver!r} is the simulated QPU, which needs no token; drop the token "
+                    "(or name a real solver)"
+                )
+            return from_spec(self.solver, topology=self.topology, seed=self.seed)
         install_log_redaction()  # before the token check: reading the config can log
         if self._token is None and not token_available():
             raise MissingTokenError(_TOKEN_HELP)
@@ -637,8 +711,10 @@ class DWaveBackend(Sampler):
         """Run every check :meth:`sample` runs (token if a DWaveSampler must be built, graph
         fit, ranges, read batching) and return a :class:`DryRunReport`; submits nothing.
 
-        Raises exactly what ``sample`` would raise before submitting. ``max_prefactor`` is
-        the largest prefactor ``sample`` accepts for this problem (checked by planning at it).
+        Raises exactly what ``sample`` would raise before submitting, except for the QPU
+        budget, which it reports instead: ``estimated_qpu_access_time_s`` (all the calls),
+        ``qpu_budget_left_s`` and ``within_budget``. ``max_prefactor`` is the largest
+        prefactor ``sample`` accepts for this problem (checked by planning at it).
         """
         from physamp.energy import as_params
         from physamp.samplers.base import _check_num_samples
@@ -652,7 +728,19 @@ class DWaveBackend(Sampler):
         j_vals = np.abs(np.fromiter(plan.bqm.quadratic.values(), dtype=np.float64))
         chains = 1 if plan.embedding is None else max(len(c) for c in plan.embedding.values())
         assumed = self.beta_eff
+        estimates, source = self._estimate_calls(plan)
+        estimate = None if estimates is None else sum(estimates) * 1e-6
+        left = self.qpu_budget_left
+        budget = dict(
+            estimated_qpu_access_time_s=estimate,
+            estimate_source=source,
+            qpu_budget_s=self.qpu_budget,
+            qpu_spent_s=self.ledger.spent_s,
+            qpu_budget_left_s=left,
+            within_budget=None if left is None or estimate is None else estimate <= left,
+        )
         return DryRunReport(
+            **budget,
             sampler=self._sampler_name(),
             solver=plan.sampler.properties.get("chip_id"),
             placement="topology" if plan.labels is not None else "chains",
@@ -673,8 +761,87 @@ class DWaveBackend(Sampler):
             beta_model_assumed=None if assumed is None else assumed * plan.prefactor,
         )
 
-    # --- the call ---------------------------------------------------------------------
-    def _submit(self, plan: _Plan, num_reads: int):
+    # --- QPU time: estimate, budget, ledger (physamp.samplers.qpu_budget) -----------------
+    @property
+    def ledger(self):
+        """The :class:`~physamp.samplers.qpu_budget.QPULedger` every solver call is recorded in.
+
+        Assign a path, a ``QPULedger`` or None (a fresh in-memory one)."""
+        return self._ledger
+
+    @ledger.setter
+    def ledger(self, ledger) -> None:
+        import os
+
+        from physamp.samplers.qpu_budget import QPULedger
+
+        if ledger is None:
+            ledger = QPULedger()
+        elif isinstance(ledger, (str, os.PathLike)):
+            ledger = QPULedger(ledger)
+        elif not isinstance(ledger, QPULedger):
+            raise TypeError(
+                f"ledger must be a path, a physamp.samplers.qpu_budget.QPULedger or None, got "
+                f"{type(ledger).__name__}"
+            )
+        self._ledger = ledger
+
+    @property
+    def qpu_budget_left(self) -> float | None:
+        """Seconds of QPU access time left (``qpu_budget`` minus the ledger's total); None: no budget."""
+        if self.qpu_budget is None:
+            return None
+        return max(self.qpu_budget - self.ledger.spent_s, 0.0)
+
+    def ledger_label_as(self, label: str):
+        """``with backend.ledger_label_as("calibration"): ...``: the ledger labels the calls made
+        inside with ``label`` (what they were for), then goes back to the previous label."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def labelled():
+            old, self.ledger_label = self.ledger_label, str(label)
+            try:
+                yield self
+            finally:
+                self.ledger_label = old
+
+        return labelled()
+
+    def _estimate_calls(self, plan: _Plan) -> tuple[list[float] | None, str]:
+        """``(µs per solver call, source)``: the access-time estimate of each call of ``plan``,
+        or ``(None, why)`` when the sampler gives no estimate."""
+        from physamp.samplers.qpu_budget import access_time_estimator
+
+        estimate, source = access_time_estimator(plan.sampler)
+        if estimate is None:
+            return None, source
+        try:
+            return [estimate(plan.bqm.num_variables, n, plan.kwargs) for n in plan.reads], source
+        except (KeyError, ValueError, TypeError) as err:
+            return None, f"{source} failed: {redact(str(err))}"
+
+    def _submit_all(self, plan: _Plan) -> tuple[list, list[float] | None]:
+        """Every solver call of ``plan``, after the budget check of all of them (nothing is sent
+        when it fails); returns the samplesets and the estimates (µs per call, or None)."""
+        from physamp.samplers.qpu_budget import check_budget
+
+        estimates, source = self._estimate_calls(plan)
+        check_budget(
+            self.qpu_budget,
+            self.ledger,
+            estimates,
+            num_reads=sum(plan.reads),
+            num_qubits=plan.bqm.num_variables,
+            why_unknown=source,
+            allow_unknown_cost=self.allow_unknown_cost,
+        )
+        calls = [None] * len(plan.reads) if estimates is None else estimates
+        return [self._submit(plan, n, est) for n, est in zip(plan.reads, calls, strict=True)], estimates
+
+    def _submit(self, plan: _Plan, num_reads: int, estimate_us: float | None = None):
+        """One solver call. The ledger records it before it is sent (at its estimate) and again
+        as soon as it returns (its reported ``qpu_access_time``), each record fsync'd."""
         sampler = plan.sampler
         call = dict(plan.kwargs, num_reads=num_reads)
         if "auto_scale" in sampler.parameters:
@@ -682,15 +849,27 @@ class DWaveBackend(Sampler):
         if "answer_mode" in sampler.parameters:
             call["answer_mode"] = "raw"
         call.update(call_seed(self, sampler))
-        if not self._owns_sampler:
-            return sampler.sample(plan.bqm, **call)
+        entry = self.ledger.open_call(
+            num_qubits=plan.bqm.num_variables,
+            num_reads=num_reads,
+            estimate_us=estimate_us,
+            label=self.ledger_label,
+            solver=sampler.properties.get("chip_id") or type(sampler).__name__,
+        )
         message = None
         try:
             ss = sampler.sample(plan.bqm, **call)
-            ss.resolve()
-            return ss
-        except Exception as err:  # re-raised redacted below
+            if self._owns_sampler:
+                ss.resolve()
+            info = ss.info  # a lazy (future) sampleset resolves here: the call is over
+        except Exception as err:  # re-raised below (redacted when physamp built the sampler)
+            self.ledger.fail_call(entry, err)
+            if not self._owns_sampler:
+                raise
             message = redact(f"D-Wave problem submission failed: {type(err).__name__}: {err}")
+        else:
+            self.ledger.close_call(entry, timing=info.get("timing"), problem_id=info.get("problem_id"))
+            return ss
         raise DWaveConnectionError(message)
 
     def _sample(
@@ -699,7 +878,7 @@ class DWaveBackend(Sampler):
         import dimod
 
         plan = self._plan(params, num_samples, overrides)
-        samplesets = [self._submit(plan, n) for n in plan.reads]
+        samplesets, estimates = self._submit_all(plan)  # the QPU budget is checked before any call
         raw = dimod.concatenate(samplesets) if len(samplesets) > 1 else samplesets[0]
         info: dict[str, Any] = {
             "sampler": self._sampler_name(),
@@ -734,42 +913,57 @@ class DWaveBackend(Sampler):
         info["qpu_timing"] = timings
         info["qpu_timing_total"] = total
         info["problem_ids"] = [ss.info["problem_id"] for ss in samplesets if "problem_id" in ss.info]
+        info["qpu_access_time_estimate"] = estimates  # µs per call, before it was sent (None: unknown)
+        info["qpu_budget_left_s"] = self.qpu_budget_left  # None: no budget
+        info["qpu_spent_s"] = self.ledger.spent_s  # the ledger's total, this call included
 
         beta_eff, source = self.beta_eff, "assumed" if self.beta_eff is not None else None
+        beta_std = beta_ci = None
         qubits = list(plan.bqm.variables)
         spins = 2.0 * sampleset_to_units(raw, qubits) - 1.0  # one row per read, as programmed
         few = np.unique(spins, axis=0).shape[0] <= HANDFUL
         flips = flip_energies(plan.bqm, spins, qubits) if plan.estimate_temperature or few else None
+        infinite = False
         if plan.estimate_temperature:
-            estimate, why = estimate_beta(flips)  # never raises: it says why when it cannot
-            if estimate is None:
-                info["beta_eff_error"] = f"beta_eff cannot be estimated from these samples: {why}"
+            fit = fit_beta(flips)  # never raises on the samples: it says why when it cannot
+            if fit.beta is None:  # an infinite estimate too: a warning, not a number
+                infinite = fit.infinite
+                info["beta_eff_error"] = f"beta_eff cannot be estimated from these samples: {fit.reason}"
             else:
-                beta_eff, source = estimate, "pseudolikelihood"
-                if why is not None:
-                    info["beta_eff_note"] = why
+                beta_eff, source = fit.beta, "pseudolikelihood"
+                beta_std, beta_ci = fit.std, fit.ci
         info["beta_eff"] = beta_eff
+        info["beta_eff_std"] = beta_std  # standard error over reads (None unless estimated)
+        info["beta_eff_ci"] = beta_ci  # 95 % interval, beta_eff ± 1.96 std
         info["beta_eff_source"] = source
         info["beta_model"] = None if beta_eff is None else beta_eff * plan.prefactor
+        info["beta_model_std"] = None if beta_std is None else beta_std * plan.prefactor
         info["beta_eff_assumed"] = self.beta_eff
-        self._warn_if_not_boltzmann(plan, info, spins, flips, beta_eff)
+        info["beta_eff_infinite"] = infinite
+        self._warn_if_not_boltzmann(plan, info, spins, flips, beta_eff, infinite)
         v, h = split_units(x, params.n_visible)
         return v, h, info
 
-    def _warn_if_not_boltzmann(self, plan: _Plan, info, spins, flips, beta_eff) -> None:
-        """Warn when β_eff came out infinite, or the reads collapsed to a handful of minima."""
-        if beta_eff is not None and math.isinf(beta_eff):
+    def _warn_if_not_boltzmann(
+        self, plan: _Plan, info, spins, flips, beta_eff, infinite: bool = False
+    ) -> None:
+        """Warn when β_eff came out infinite (every read a local minimum: ``info["beta_eff"]`` is then
+        None or the assumed value, ``info["beta_eff_error"]`` says why), or the reads collapsed to a
+        handful of minima."""
+        if infinite:
             known = optimiser_reason(plan.sampler, plan.kwargs)
             warn_not_boltzmann(
-                "the estimated beta_eff is infinite: "
-                f"{info.get('beta_eff_note', 'every read is a local minimum')}. These are not Boltzmann "
-                "samples of the RBM: "
+                "the estimated beta_eff is infinite (every read is a local minimum: no single-spin flip "
+                f"lowers its energy), so it is not reported (info['beta_eff'] is "
+                f"{'the assumed ' + format(beta_eff, '.4g') if beta_eff is not None else 'None'}). "
+                "These are not Boltzmann samples of the RBM: "
                 + (
                     f"{known}."
                     if known
                     else "on a QPU the programmed energies are too large for the device's temperature "
-                    "(lower the prefactor until excitations appear); offline, the stand-in sampler is "
-                    "an optimiser (give it a fixed-beta Boltzmann substitute)."
+                    "(lower the prefactor until excitations appear, e.g. with "
+                    "physamp.samplers.temperature.calibrate); offline, the stand-in sampler is an "
+                    "optimiser (give it a fixed-beta Boltzmann substitute)."
                 )
             )
             return

@@ -1027,6 +1027,20 @@ def _topology_graph(topology) -> tuple[str | None, tuple[int, ...] | None]:
         return family, None
 
 
+def spec_options(spec) -> dict[str, Any]:
+    """The :class:`SimulatedQPU` arguments a ``solver`` spec names, read without building the device
+    (so a backend can refuse an unreadable spec when it is constructed). Raises ``ValueError``."""
+    if isinstance(spec, str):
+        return _parse_spec_string(spec)
+    if isinstance(spec, Mapping) and spec.get("name") == "simulated":
+        options = {k: v for k, v in spec.items() if k != "name"}
+        unknown = sorted(set(options) - set(SPEC_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown} in solver spec {spec!r}. {SPEC_SYNTAX}")
+        return options
+    raise ValueError(f"{spec!r} is not a simulated solver spec. {SPEC_SYNTAX}")
+
+
 def from_spec(spec, *, topology=None, seed: int | None = None) -> SimulatedQPU:
     """The :class:`SimulatedQPU` a ``solver`` spec of the 'dwave' backend names (see :data:`SPEC_SYNTAX`).
 
@@ -1035,15 +1049,7 @@ def from_spec(spec, *, topology=None, seed: int | None = None) -> SimulatedQPU:
     simulated device's; with neither, the default Pegasus P9. ``seed`` seeds the device unless
     the spec sets its own.
     """
-    if isinstance(spec, str):
-        options = _parse_spec_string(spec)
-    elif isinstance(spec, Mapping) and spec.get("name") == "simulated":
-        options = {k: v for k, v in spec.items() if k != "name"}
-        unknown = sorted(set(options) - set(SPEC_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown} in solver spec {spec!r}. {SPEC_SYNTAX}")
-    else:
-        raise ValueError(f"{spec!r} is not a simulated solver spec. {SPEC_SYNTAX}")
+    options = spec_options(spec)
     family, shape = _topology_graph(topology)
     if "topology" not in options:
         options["topology"] = family or "pegasus"

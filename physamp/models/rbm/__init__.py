@@ -20,6 +20,7 @@ from physamp.models.rbm.model import *  # noqa: F403  (RBM, the base-rate model,
 _LAZY = {
     "RBMTrainConfig": "physamp.models.rbm.pcd",
     "RBMTrainer": "physamp.models.rbm.pcd",
+    "QPUBudgetStop": "physamp.models.rbm.pcd",
     "train_and_evaluate": "physamp.models.rbm.evaluate",
     "RBMRunResult": "physamp.models.rbm.evaluate",
 }

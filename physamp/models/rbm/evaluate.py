@@ -208,6 +208,7 @@ def train_and_evaluate(
     log_every: int | None = None,
     callbacks=(),
     rbm: RBM | None = None,
+    on_trainer=None,
 ) -> RBMRunResult:
     """Train an RBM by ``cfg`` on ``data``, then estimate its test NLL by AIS.
 
@@ -227,6 +228,8 @@ def train_and_evaluate(
         callbacks: :class:`~physamp.training.Callback` objects or ``f(loop, step, metrics)``
             callables, run by the training loop (e.g. an NLL estimate after every epoch).
         rbm: start from this model instead of a fresh one.
+        on_trainer: called with the :class:`~physamp.models.rbm.RBMTrainer` once it is built,
+            before training (the CLI prints the QPU-time estimate of a dwave run there).
 
     Every setting is checked before any work. A finished run in ``run_dir`` whose
     ``result.json`` has the same config and AIS settings is not evaluated again: its
@@ -240,6 +243,8 @@ def train_and_evaluate(
         identity["max_test"] = int(max_test)
     t0 = time.perf_counter()
     trainer = RBMTrainer(cfg, train, device=device, rbm=rbm, data=identity)
+    if on_trainer is not None:
+        on_trainer(trainer)
     run_dir = None if run_dir is None else Path(run_dir)
     # the run directory stays locked through the evaluation and result.json, not only the training
     with contextlib.nullcontext() if run_dir is None else run_dir_lock(run_dir):

@@ -20,13 +20,29 @@ Data are re-binarised stochastically at every presentation (§3.4). The batch
 order of epoch ``e`` is a pure function of ``(seed, e)`` and every other random
 number comes from generators saved in checkpoints, so a run killed and resumed
 ends bit-identical (on CPU) to an uninterrupted run.
+
+On a QPU (the ``dwave`` backend; offline ``-o solver=simulated``), training is a workflow::
+
+    physamp train-rbm --sampler dwave --topology pegasus --hidden 784 --qpu-budget 600 --calibrate-every 100
+
+- the topology is placed on the solver's working graph (:func:`place_on_solver`), one qubit per
+  unit, and the RBM's mask is the placed one; without a token this fails before any training;
+- each step's negative phase is one ``sample`` of ``num_chains`` reads (hardware keeps no chains);
+- ``calibrate_every``: the prefactor is calibrated to β_model = 1 at step 0 and every N steps
+  (:func:`physamp.samplers.temperature.calibrate`); the calibrated scale is checkpointed;
+- ``qpu_budget``: every call is estimated first and recorded in ``run_dir/qpu_ledger.jsonl``
+  (:mod:`physamp.samplers.qpu_budget`), which counts against the budget on resume; a step that
+  would exceed it stops the run cleanly (:class:`QPUBudgetStop`: checkpoint, cost report);
+- ``run_dir/qpu_cost.json``: the cost report (total, per step, calls, reads, calibration share).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,6 +53,7 @@ from physamp.seeding import SEEDING_VERSION, derive_seed
 from physamp.training import BatchOrder, Trainer, resolve_device, to_jsonable
 from physamp.training.options import (
     nonnegative_float,
+    number_type,
     option,
     parse_assignments,
     positive_float,
@@ -44,7 +61,30 @@ from physamp.training.options import (
     seed_int,
 )
 
-__all__ = ["RBMTrainConfig", "RBMTrainer", "build_training_sampler", "parse_topology", "base_rate_init"]
+__all__ = [
+    "RBMTrainConfig",
+    "RBMTrainer",
+    "QPUBudgetStop",
+    "build_training_sampler",
+    "parse_topology",
+    "place_on_solver",
+    "qpu_backend",
+    "base_rate_init",
+    "LEDGER_FILE",
+    "COST_FILE",
+]
+
+nonnegative_int = number_type(int, strictly_positive=False)
+
+#: the QPU ledger and cost report of a run directory trained on the dwave backend
+LEDGER_FILE = "qpu_ledger.jsonl"
+COST_FILE = "qpu_cost.json"
+#: a dwave run checkpoints at least this often (steps): QPU time spent after a checkpoint is redone
+QPU_CHECKPOINT_EVERY = 10
+
+
+#: Hidden units of an RBM whose topology does not fix the shape (``--hidden`` overrides it).
+DEFAULT_HIDDEN = 500
 
 
 @dataclass
@@ -57,7 +97,14 @@ class RBMTrainConfig:
     reaches any of them by name.
     """
 
-    n_hidden: int = option(500, "hidden units", flags=("--hidden",), type=positive_int)
+    n_hidden: int | None = option(
+        None,
+        f"hidden units (default {DEFAULT_HIDDEN}; with a topology that fixes the shape, e.g. chimera, "
+        "pegasus "
+        "or zephyr on 28x28 images, the topology's own: 784)",
+        flags=("--hidden",),
+        type=positive_int,
+    )
     epochs: int = option(10, "passes over the training data", type=positive_int)
     batch_size: int = option(100, "examples per update", type=positive_int)
     lr: float = option(0.05, "initial learning rate", type=positive_float)
@@ -89,6 +136,20 @@ class RBMTrainConfig:
     noise_space: str = option("rbm", "apply noise and limits to the RBM or the Ising parameters",
                               choices=("rbm", "ising"))  # fmt: skip
     init_std: float = option(0.01, "standard deviation of the initial weights", type=positive_float)
+    qpu_budget: float | None = option(
+        None,
+        "seconds of QPU access time the run may spend (dwave backend), counting the run directory's "
+        "ledger (qpu_ledger.jsonl); training stops with a checkpoint before a step would exceed it",
+        type=positive_float,
+        metavar="SECONDS",
+    )
+    calibrate_every: int | None = option(
+        None,
+        "calibrate the dwave backend's prefactor to beta 1 at step 0 and every N steps (0 / none: never)",
+        type=nonnegative_int,
+        metavar="N",
+    )
+    calibrate_samples: int = option(1000, "reads per calibration iteration", type=positive_int)
     seed: int = option(
         0,
         "seed of the run, any 64-bit integer (every stream derives from it: physamp.seeding)",
@@ -96,7 +157,11 @@ class RBMTrainConfig:
     )
 
     def validate(self) -> RBMTrainConfig:
-        positive = ("n_hidden", "epochs", "batch_size", "k", "num_chains")
+        if self.n_hidden is not None:
+            v = self.n_hidden
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"n_hidden must be a positive int or None (from the topology), got {v!r}")
+        positive = ("epochs", "batch_size", "k", "num_chains", "calibrate_samples")
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -135,7 +200,36 @@ class RBMTrainConfig:
             v = getattr(self, name)
             if not (v >= 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a finite σ >= 0, got {v!r}")
+        v = self.qpu_budget
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v))
+        ):
+            raise ValueError(f"qpu_budget must be None or a positive number of seconds, got {v!r}")
+        v = self.calibrate_every
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f"calibrate_every must be None or an integer >= 0 (steps), got {v!r}")
+        if v == 0:
+            self.calibrate_every = None  # one spelling of "never", so equal runs have equal configs
         return self
+
+
+def default_hidden(topology: str | None, n_visible: int, seed: int = 0) -> int:
+    """The number of hidden units when ``RBMTrainConfig.n_hidden`` is None: :data:`DEFAULT_HIDDEN`
+    (500) unless the topology cannot hold that many and lays the image out on a square RBM
+    (``chimera``, ``pegasus``, ``zephyr``: 784 hidden units for 28x28 images), then ``n_visible``.
+    Raises the topology's own error (which says what fits) when neither shape fits."""
+    if topology is None or str(topology).strip().lower() in ("", "dense", "none"):
+        return DEFAULT_HIDDEN
+    try:
+        parse_topology(topology, n_visible, DEFAULT_HIDDEN, seed=seed)
+        return DEFAULT_HIDDEN
+    except ValueError as err:
+        first = err
+    try:
+        parse_topology(topology, n_visible, n_visible, seed=seed)
+        return n_visible
+    except ValueError:
+        raise first from None
 
 
 def parse_topology(spec: str | None, n_visible: int, n_hidden: int, seed: int = 0):
@@ -198,7 +292,9 @@ def _chain_options(name: str, k: int, persistent: bool) -> dict[str, Any]:
     return out
 
 
-def build_training_sampler(cfg: RBMTrainConfig) -> Sampler:
+def build_training_sampler(
+    cfg: RBMTrainConfig, *, topology=None, run_dir: str | Path | None = None
+) -> Sampler:
     """The negative-phase sampler: backend ``cfg.sampler`` running k sweeps per update
     (persistent chains for PCD), wrapped in the simulated device when noise is asked for.
 
@@ -213,6 +309,13 @@ def build_training_sampler(cfg: RBMTrainConfig) -> Sampler:
     ``gibbs`` by default; a child given as a built Sampler is used as it is);
     ``weight_noise`` / ``bias_noise`` of the config and of the options are the same
     thing (the options win).
+
+    The ``dwave`` backend (also as the simulated device's child) is set up for training by
+    :func:`setup_qpu_backend`: ``cfg.qpu_budget``, the ledger ``run_dir/qpu_ledger.jsonl``
+    (with a ``run_dir``), and ``topology`` placed on the solver's working graph
+    (:func:`place_on_solver`; this connects to the solver, so a missing token is an error
+    here, before any training). ``qpu_budget`` / ``calibrate_every`` with another backend
+    are refused.
     """
     persistent = cfg.method == "pcd"
     options = dict(cfg.sampler_options)
@@ -223,11 +326,257 @@ def build_training_sampler(cfg: RBMTrainConfig) -> Sampler:
         options.setdefault("weight_noise", cfg.weight_noise)
         options.setdefault("bias_noise", cfg.bias_noise)
         options.setdefault("space", cfg.noise_space)
-        return make_sampler(
+        sampler = make_sampler(
             "simulated", child=child, seed=derive_seed(cfg.seed, "sampler"), **{**chain, **options}
         )
-    options = {**_chain_options(cfg.sampler, cfg.k, persistent), **options}
-    return make_sampler(cfg.sampler, seed=derive_seed(cfg.seed, "sampler"), **options)
+    else:
+        options = {**_chain_options(cfg.sampler, cfg.k, persistent), **options}
+        sampler = make_sampler(cfg.sampler, seed=derive_seed(cfg.seed, "sampler"), **options)
+    setup_qpu_backend(sampler, cfg, topology=topology, run_dir=run_dir)
+    return sampler
+
+
+# --- the dwave backend in training ------------------------------------------------------
+def qpu_backend(sampler):
+    """The :class:`~physamp.samplers.dwave.DWaveBackend` ``sampler`` is or wraps (through
+    ``.child``, e.g. the simulated device around it), else None."""
+    from physamp.samplers.dwave import DWaveBackend
+
+    s = sampler
+    for _ in range(16):
+        if isinstance(s, DWaveBackend):
+            return s
+        s = getattr(s, "child", None)
+        if s is None:
+            break
+    return None
+
+
+def setup_qpu_backend(sampler, cfg: RBMTrainConfig, *, topology=None, run_dir=None):
+    """Give the dwave backend in ``sampler`` the run's budget, ledger and topology; returns it (None
+    when there is none, after refusing ``qpu_budget`` / ``calibrate_every`` for another backend).
+
+    - ``cfg.qpu_budget`` becomes the backend's ``qpu_budget`` (a different ``-o qpu_budget=`` is
+      refused);
+    - with a ``run_dir``, a backend whose ledger is in memory (the default) records into
+      ``run_dir/qpu_ledger.jsonl`` from then on: the file is read first, so an earlier session's
+      QPU time counts, and the calls already in memory are copied in;
+    - ``topology`` (one qubit per unit) is placed on the solver's working graph by
+      :func:`place_on_solver`, unless the backend was given a topology or embedding of its own;
+    - with a budget, a sampler whose access time cannot be estimated is refused here (before
+      training) unless ``allow_unknown_cost`` is set.
+    """
+    qpu = qpu_backend(sampler)
+    if qpu is None:
+        if cfg.qpu_budget is not None or cfg.calibrate_every:
+            what = "qpu_budget" if cfg.qpu_budget is not None else "calibrate_every"
+            raise ValueError(
+                f"{what} applies to the dwave backend (a QPU or its offline stand-in), but the sampler "
+                f"is {getattr(sampler, 'name', type(sampler).__name__)!r}; use --sampler dwave, or drop "
+                f"--{what.replace('_', '-')}"
+            )
+        return None
+    if cfg.qpu_budget is not None:
+        if qpu.qpu_budget is not None and qpu.qpu_budget != cfg.qpu_budget:
+            raise ValueError(
+                f"the QPU budget is given twice, as --qpu-budget {cfg.qpu_budget:g} and as the backend's "
+                f"qpu_budget={qpu.qpu_budget:g}; give it once"
+            )
+        qpu.qpu_budget = float(cfg.qpu_budget)
+    if run_dir is not None and qpu.ledger.path is None:
+        from physamp.samplers.qpu_budget import QPULedger
+
+        run_ledger = QPULedger(Path(run_dir) / LEDGER_FILE)
+        run_ledger.extend(qpu.ledger)  # calls made before the run directory was known count too
+        qpu.ledger = run_ledger
+    if topology is not None and qpu.topology is None and qpu.embedding is None:
+        qpu.topology = topology  # first: a simulated solver (solver="simulated") is built on its graph
+        try:
+            qpu.topology = place_on_solver(topology, qpu.sampler)
+        except BaseException:
+            qpu.topology = None
+            raise
+    if qpu.qpu_budget is not None and not qpu.allow_unknown_cost:
+        from physamp.samplers.qpu_budget import access_time_estimator, check_budget
+
+        estimate, why = access_time_estimator(qpu.sampler)
+        if estimate is None:
+            check_budget(qpu.qpu_budget, qpu.ledger, None, num_reads=0, num_qubits=0, why_unknown=why)
+    return qpu
+
+
+def _shift_maps(family: str, ours: tuple, theirs: tuple):
+    """Label maps from a ``family`` graph of shape ``ours`` into one of shape ``theirs``: the
+    coordinates kept (nested graphs), then shifted by whole unit cells. Yields ``(shift, map)``."""
+    import dwave.graphs as dg
+
+    if family == "chimera":
+        (m, n, t), (mm, nn, tt) = ours, theirs
+        if t != tt or m > mm or n > nn:
+            return
+        src, dst = dg.chimera_coordinates(m, n, t), dg.chimera_coordinates(mm, nn, tt)
+        for a in range(mm - m + 1):
+            for b in range(nn - n + 1):
+                yield (
+                    (a, b),
+                    lambda q, a=a, b=b: dst.chimera_to_linear(
+                        (lambda i, j, u, k: (i + a, j + b, u, k))(*src.linear_to_chimera(q))
+                    ),
+                )
+    elif family == "pegasus":
+        (m,), (mm,) = ours, theirs
+        if m > mm:
+            return
+        src, dst = dg.pegasus_coordinates(m), dg.pegasus_coordinates(mm)
+
+        def peg(q, a, b):
+            u, w, k, z = src.linear_to_pegasus(q)  # u = 0 (vertical): w is its column, z its row
+            return dst.pegasus_to_linear((u, w + a, k, z + b) if u == 0 else (u, w + b, k, z + a))
+
+        for a in range(mm - m + 1):
+            for b in range(mm - m + 1):
+                yield (a, b), lambda q, a=a, b=b: peg(q, a, b)
+    elif family == "zephyr":
+        (m, t), (mm, tt) = ours, theirs
+        if t != tt or m > mm:
+            return
+        src, dst = dg.zephyr_coordinates(m, t), dg.zephyr_coordinates(mm, tt)
+
+        def zep(q, a, b):
+            u, w, k, j, z = src.linear_to_zephyr(q)
+            return dst.zephyr_to_linear(
+                (u, w + 2 * a, k, j, z + b) if u == 0 else (u, w + 2 * b, k, j, z + a)
+            )
+
+        for a in range(mm - m + 1):
+            for b in range(mm - m + 1):
+                yield (a, b), lambda q, a=a, b=b: zep(q, a, b)
+
+
+def place_on_solver(topology, solver):
+    """``topology`` placed on ``solver``'s working graph: the :class:`~physamp.topology.Topology` the
+    dwave backend programs (one qubit per unit) and the RBM's mask comes from.
+
+    A topology laid out on a smaller graph of the solver's family (the 784x784 ``pegasus`` RBM
+    lives on ``pegasus_graph(9)``, an Advantage QPU is Pegasus 16; ``chimera`` 784x784 is C_14,
+    a D-Wave 2000Q C_16) is moved onto the solver's labels through the graph's coordinates,
+    at the whole-cell shift that keeps every unit on a working qubit and the most connections
+    on working couplers (ties: the smallest shift). Then :meth:`Topology.restrict_to` removes
+    the connections the solver lacks (unit indices unchanged). A topology of the solver's own
+    shape is only restricted.
+
+    Raises:
+        TopologyMismatchError: another graph family, or a larger graph than the solver's.
+        ValueError: no placement puts every unit on a working qubit.
+    """
+    import networkx as nx
+
+    from physamp.topology.base import Topology, TopologyMismatchError, _graph_family, _solver_family
+
+    ours, theirs = _graph_family(topology.graph.graph), _solver_family(solver)
+    if ours[0] is not None and ours[0] == theirs[0] and ours[1] and theirs[1] and ours[1] != theirs[1]:
+        nodes = set(solver.nodelist)
+        edges = {frozenset(e) for e in solver.edgelist}
+        units = topology.labels()
+        pairs = list(topology.graph.edges())
+        best = None
+        for shift, f in _shift_maps(ours[0], ours[1], theirs[1]):
+            mapping = {q: f(q) for q in units}
+            missing = sum(mapping[q] not in nodes for q in units)
+            kept = sum(frozenset((mapping[x], mapping[y])) in edges for x, y in pairs)
+            score = (-missing, kept)
+            if best is None or score > best[0]:
+                best = (score, shift, mapping)
+        if best is None:
+            raise TopologyMismatchError(
+                f"the topology {topology.name!r} is laid out on a {ours[0]} graph of shape {list(ours[1])}, "
+                f"which does not fit in the solver's {theirs[0]} graph of shape {list(theirs[1])}; build a "
+                "smaller topology"
+            )
+        (neg_missing, _), shift, mapping = best
+        if neg_missing:
+            raise ValueError(
+                f"no placement of the topology {topology.name!r} on the solver's working graph avoids its "
+                f"missing qubits (the best shift {shift} leaves {-neg_missing} unit(s) without a qubit); "
+                "use a smaller RBM or a topology built from the solver's graph"
+            )
+        graph = nx.relabel_nodes(topology.graph, mapping, copy=True)
+        keys = {"chimera": ("rows", "columns", "tile"), "pegasus": ("rows",), "zephyr": ("rows", "tile")}
+        graph.graph.update(zip(keys[ours[0]], theirs[1], strict=True))
+        if ours[0] == "pegasus":
+            graph.graph["columns"] = theirs[1][0]
+        info = {**topology.info, "placed_from": list(ours[1]), "placed_shift": list(shift)}
+        topology = Topology(
+            graph,
+            [mapping[q] for q in topology.visible],
+            [mapping[q] for q in topology.hidden],
+            topology.mask.clone(),
+            f"{topology.name}@{theirs[0]}{list(theirs[1])}",
+            info,
+        )
+    placed, report = topology.restrict_to(solver)
+    if report.missing_qubits:
+        raise ValueError(
+            f"the topology {topology.name!r} puts {len(report.missing_qubits)} unit(s) on qubits the solver "
+            f"lacks ({report.summary()}); the dwave backend programs one qubit per unit, so build the "
+            "topology from the solver's working graph"
+        )
+    return placed
+
+
+class QPUBudgetStop(RuntimeError):
+    """The QPU budget stopped a training run cleanly: the refused step changed nothing, the
+    checkpoint holds the steps done and the cost report what was spent.
+
+    Attributes: ``step`` (steps done), ``total_steps``, ``checkpoint`` (path, or None when no
+    step was done or there is no run directory), ``report`` (the cost report dict),
+    ``report_path`` (``run_dir/qpu_cost.json`` or None), ``refusal`` (the
+    :class:`~physamp.samplers.qpu_budget.QPUBudgetExceeded`).
+    """
+
+    def __init__(self, refusal, *, step: int, total_steps: int, checkpoint, report, report_path):
+        self.refusal, self.step, self.total_steps = refusal, step, total_steps
+        self.checkpoint, self.report, self.report_path = checkpoint, report, report_path
+        est, left, budget = refusal.estimate_s, refusal.left_s, refusal.budget_s
+        head = (
+            f"QPU budget: training stopped before step {step + 1:,} of {total_steps:,}, whose sampling would "
+            f"use an estimated {est:.4g} s of QPU access time with {left:.4g} s of the {budget:.6g} s "
+            f"budget left ({refusal.spent_s:.6g} s spent)"
+        )
+        if checkpoint is not None:
+            where = f"; the checkpoint {checkpoint} holds step {step:,}"
+        elif step == 0:
+            where = "; nothing was trained"
+        else:
+            where = f"; {step:,} step(s) were trained in memory"
+        tail = "" if report_path is None else f", the cost report is in {report_path}"
+        super().__init__(
+            head + where + tail + ". To continue, run it again with a larger --qpu-budget (the ledger keeps "
+            "counting what was spent)"
+        )
+
+
+class _QPUState:
+    """The dwave backend's calibrated scale (``prefactor``, ``beta_eff``) as a checkpoint entry, so a
+    resumed run programs exactly what the uninterrupted one would."""
+
+    def __init__(self, backend, trainer: RBMTrainer):
+        self.backend, self.trainer = backend, trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "prefactor": self.backend.prefactor,
+            "beta_eff": self.backend.beta_eff,
+            "calibrations": list(self.trainer.calibrations),
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        from physamp.samplers.base import check_positive
+
+        for key in ("prefactor", "beta_eff"):
+            v = sd.get(key)
+            setattr(self.backend, key, None if v is None else check_positive(v, key))
+        self.trainer.calibrations = list(sd.get("calibrations", []))
 
 
 def base_rate_init(rbm: RBM, data: torch.Tensor, smoothing: float = BASE_RATE_SMOOTHING) -> None:
@@ -251,12 +600,20 @@ class RBMTrainer(Trainer):
     ``data`` is the identity of the training data (e.g. ``{"name": "mnist-offline",
     "root": ..., "binarize_seed": 0}``): it is stored as ``config["data"]``, so a run
     directory trained on other data is refused like any other config difference.
+
+    With the ``dwave`` backend (see the module docstring) the trainer also has
+    :meth:`qpu_estimate` (before training), :meth:`qpu_cost_report` and ``calibrations``; a
+    dwave run checkpoints every ``QPU_CHECKPOINT_EVERY`` (10) steps at least, and ``qpu_budget``
+    is no part of the run's identity, so a run stopped by its budget goes on under a larger one.
     """
 
     desc = "train-rbm"
 
     def intervals(self) -> tuple[int, int]:
-        return self.batches_per_epoch, self.batches_per_epoch  # a checkpoint and a record per epoch
+        per = self.batches_per_epoch  # a checkpoint and a record per epoch
+        if self._qpu is not None:  # QPU time spent after the last checkpoint is redone on resume
+            return min(per, QPU_CHECKPOINT_EVERY), per
+        return per, per
 
     def __init__(
         self,
@@ -282,7 +639,21 @@ class RBMTrainer(Trainer):
             raise ValueError("training data must hold grey levels / probabilities in [0, 1]")
         self.train = train.to(self.device, torch.float32)
         n_visible = train.shape[1]
+        if cfg.n_hidden is None:  # resolved once, so the stored config names the shape trained
+            cfg.n_hidden = default_hidden(cfg.topology, n_visible, seed=cfg.seed)
         self.topology = parse_topology(cfg.topology, n_visible, cfg.n_hidden, seed=cfg.seed)
+        # the sampler before the model: the dwave backend places the topology on the solver's working
+        # graph, and the RBM's mask is the placed one (this also connects: no token, no training)
+        if sampler is None:
+            sampler = build_training_sampler(cfg, topology=self.topology)
+        else:
+            setup_qpu_backend(sampler, cfg, topology=self.topology)
+        self.sampler = sampler
+        self._qpu = qpu_backend(sampler)
+        if self._qpu is not None and self.topology is not None and self._qpu.topology is not None:
+            self.topology = self._qpu.topology
+        self.calibrations: list[dict[str, Any]] = []  # one summary per calibration (checkpointed)
+        self._warned_calibration = False
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "model-init"))
         if rbm is None:
             mask = None if self.topology is None else self.topology.mask
@@ -294,7 +665,6 @@ class RBMTrainer(Trainer):
                 f"{n_visible}x{cfg.n_hidden}"
             )
         self.rbm = rbm.to(self.device)
-        self.sampler = sampler if sampler is not None else build_training_sampler(cfg)
         self.optimizer = torch.optim.SGD(
             self.rbm.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
@@ -323,17 +693,125 @@ class RBMTrainer(Trainer):
         return (u < probs).to(torch.float32)
 
     def negative_samples(self, v_data: torch.Tensor):
+        """The negative phase's samples. On the dwave backend they are one ``sample`` per step
+        (``num_chains`` reads for PCD, a batch's worth for CD; split over solver calls only above
+        the solver's ``num_reads_range``): hardware keeps no chains, so PCD and CD both draw
+        independent anneals, and ``initial`` is ignored."""
+        if self._qpu is not None:
+            with self._qpu.ledger_label_as("train"):
+                return self._negative_samples(v_data)
+        return self._negative_samples(v_data)
+
+    def _negative_samples(self, v_data: torch.Tensor):
         if self.cfg.method == "pcd":
             return self.sampler.sample(self.rbm, self.cfg.num_chains)
         return self.sampler.sample(self.rbm, v_data.shape[0], initial=v_data)
 
     def step(self, step: int) -> dict[str, torch.Tensor | float]:
-        """One update; the metrics are tensors on the device (no sync: the loop averages them)."""
-        cfg, rbm = self.cfg, self.rbm
+        """One update; the metrics are tensors on the device (no sync: the loop averages them).
+
+        On the dwave backend a step calibrates first when ``calibrate_every`` says so, and a
+        sample the QPU budget refuses (:class:`~physamp.samplers.qpu_budget.QPUBudgetExceeded`)
+        leaves the trainer as the step found it (the random streams it drew from, the calibrated
+        scale), so that the checkpoint written at the stop resumes exactly."""
+        qpu = self._qpu
+        if qpu is None:
+            return self._update(step)
+        from physamp.samplers.qpu_budget import QPUBudgetExceeded
+
+        before = (
+            self.generator.get_state(),
+            self.sampler.state_dict(),
+            torch.get_rng_state(),
+            qpu.prefactor,
+            qpu.beta_eff,
+            list(self.calibrations),
+        )
+        try:
+            return self._update(step)
+        except QPUBudgetExceeded:
+            self.generator.set_state(before[0])
+            self.sampler.load_state_dict(before[1])
+            torch.set_rng_state(before[2])
+            qpu.prefactor, qpu.beta_eff, self.calibrations = before[3], before[4], before[5]
+            raise
+
+    def _step_reads(self) -> int:
+        cfg = self.cfg
+        return cfg.num_chains if cfg.method == "pcd" else min(cfg.batch_size, self.train.shape[0])
+
+    def _check_step_fits(self, qpu) -> None:
+        """Before a calibrating step spends anything: refuse it unless its first calibration call
+        and its training sample both fit in the budget (a calibration whose step the budget then
+        refuses would be paid for and redone on resume)."""
+        if qpu.qpu_budget is None:
+            return
+        from physamp.samplers.qpu_budget import check_budget
+
+        calibration = qpu.dry_run(self.rbm, self.cfg.calibrate_samples)
+        train = qpu.dry_run(self.rbm, self._step_reads())
+        if calibration.estimated_qpu_access_time_s is None or train.estimated_qpu_access_time_s is None:
+            return  # unknown cost, explicitly allowed: nothing to check
+        check_budget(
+            qpu.qpu_budget,
+            qpu.ledger,
+            [calibration.estimated_qpu_access_time_s * 1e6, train.estimated_qpu_access_time_s * 1e6],
+            num_reads=calibration.num_samples + train.num_samples,
+            num_qubits=train.num_qubits,
+        )
+
+    def _calibrate(self, step: int) -> dict[str, Any]:
+        """Calibrate the dwave backend's prefactor to β_model = 1 on the current model
+        (:func:`physamp.samplers.temperature.calibrate`, its reads labelled ``calibration``
+        in the ledger); the metrics ``prefactor``, ``beta_eff``, ``beta_eff_std``."""
+        from physamp.samplers.temperature import calibrate
+
+        qpu, cfg = self._qpu, self.cfg
+        with qpu.ledger_label_as("calibration"):
+            result = calibrate(qpu, self.rbm, 1.0, num_samples=cfg.calibrate_samples)
+        self.calibrations.append(
+            {
+                "step": step,
+                "prefactor": result.prefactor,
+                "beta_eff": result.beta_eff,
+                "beta_eff_std": result.beta_eff_std,
+                "beta_model": result.beta_model,
+                "converged": bool(result.converged),
+                "reads": int(result.num_reads),
+            }
+        )
+        if not result.converged and not self._warned_calibration:
+            self._warned_calibration = True
+            warnings.warn(
+                f"calibration at step {step} did not converge ({result.reason or 'no reason given'}); "
+                f"training goes on at prefactor {qpu.prefactor:.4g}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        # (value, count) pairs: the records average them over the calibration steps only
+        out: dict[str, Any] = {"prefactor": (float(qpu.prefactor), 1)}
+        for key in ("beta_eff", "beta_eff_std"):
+            value = getattr(result, key)
+            if value is not None and math.isfinite(value):
+                out[key] = (float(value), 1)
+        return out
+
+    def _update(self, step: int) -> dict[str, torch.Tensor | float]:
+        cfg, rbm, qpu = self.cfg, self.rbm, self._qpu
+        extra: dict[str, Any] = {}
+        if qpu is not None and cfg.calibrate_every and step % cfg.calibrate_every == 0:
+            self._check_step_fits(qpu)
+            extra.update(self._calibrate(step))
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
         v = self.batch(step)
+        spent = None if qpu is None else qpu.ledger.spent_us
         neg = self.negative_samples(v)
+        if qpu is not None:
+            extra["qpu_ms"] = (qpu.ledger.spent_us - spent) * 1e-3  # this step's QPU access time
+            beta = neg.info.get("beta_model")
+            if isinstance(beta, float) and math.isfinite(beta):
+                extra["beta_model"] = (beta, 1)  # β the step's reads sampled the RBM at, estimated
         self.optimizer.zero_grad(set_to_none=True)
         fe_data = rbm.free_energy(v).mean()
         fe_model = rbm.free_energy(neg.v.to(v.dtype)).mean()
@@ -343,15 +821,120 @@ class RBMTrainer(Trainer):
         with torch.no_grad():
             recon = ((v - rbm.p_v_given_h(rbm.p_h_given_v(v))) ** 2).sum(1).mean()
         gap = (fe_data - fe_model).detach()
-        return {"recon": recon, "fe_gap": gap, "lr": self.learning_rate(step)}
+        return {"recon": recon, "fe_gap": gap, "lr": self.learning_rate(step), **extra}
 
     def state(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": self.rbm,
             "optimizer": self.optimizer,
             "sampler": self.sampler,
             "generator": self.generator,
         }
+        if self._qpu is not None:  # the calibrated scale (other backends' checkpoints are unchanged)
+            out["qpu"] = _QPUState(self._qpu, self)
+        return out
+
+    # --- QPU time ---------------------------------------------------------------------
+    def qpu_estimate(self) -> dict[str, Any] | None:
+        """The estimated QPU access time of this run before it starts (None: not the dwave backend):
+        ``per_step_s`` (one step's reads, from a dry run on the current model), ``steps``,
+        ``training_s``, ``calibrations`` and ``calibration_max_s`` (each calibration at most
+        ``max_iter`` = 8 calls of ``calibrate_samples`` reads), ``total_max_s``, ``budget_s``,
+        ``spent_s`` (the ledger so far) and ``left_s``; ``per_step_s`` is None when the sampler
+        gives no estimate."""
+        qpu, cfg = self._qpu, self.cfg
+        if qpu is None:
+            return None
+        per_step = qpu.dry_run(self.rbm, self._step_reads()).estimated_qpu_access_time_s
+        calibrations = 0 if not cfg.calibrate_every else -(-self.total_steps // cfg.calibrate_every)
+        per_cal = None
+        if calibrations:
+            one = qpu.dry_run(self.rbm, cfg.calibrate_samples).estimated_qpu_access_time_s
+            per_cal = None if one is None else 8 * one
+        training = None if per_step is None else per_step * self.total_steps
+        total = (
+            None
+            if training is None or (calibrations and per_cal is None)
+            else training + calibrations * (per_cal or 0)
+        )
+        return {
+            "per_step_s": per_step,
+            "steps": self.total_steps,
+            "training_s": training,
+            "calibrations": calibrations,
+            "calibration_max_s": per_cal,
+            "total_max_s": total,
+            "budget_s": qpu.qpu_budget,
+            "spent_s": qpu.ledger.spent_s,
+            "left_s": qpu.qpu_budget_left,
+        }
+
+    def qpu_cost_report(self, *, stopped_by_budget: bool = False) -> dict[str, Any] | None:
+        """What the run has spent (:func:`physamp.samplers.qpu_budget.cost_report` of the backend's
+        ledger, with the steps done and the calibrations); None: not the dwave backend."""
+        from physamp.samplers.qpu_budget import cost_report
+
+        if self._qpu is None:
+            return None
+        steps = None if self.loop is None else self.loop.step
+        report = cost_report(
+            self._qpu.ledger, budget_s=self._qpu.qpu_budget, steps=steps, stopped_by_budget=stopped_by_budget
+        )
+        report["total_steps"] = self.total_steps
+        report["calibrations"] = list(self.calibrations)
+        report["prefactor"] = self._qpu.prefactor
+        return report
+
+    def _write_cost_report(self, run_dir, *, stopped_by_budget: bool = False):
+        """``run_dir/qpu_cost.json`` (atomically); returns ``(report, path or None)``."""
+        import json
+
+        report = self.qpu_cost_report(stopped_by_budget=stopped_by_budget)
+        if run_dir is None or report is None:
+            return report, None
+        path = Path(run_dir) / COST_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(to_jsonable(report), indent=2) + "\n")
+        tmp.replace(path)
+        return report, path
+
+    def fit(self, run_dir=None, **kwargs) -> list[dict]:
+        """:meth:`Trainer.fit`; on the dwave backend the run's ledger is ``run_dir/qpu_ledger.jsonl``
+        (an earlier session's QPU time counts against the budget), the cost report is written to
+        ``run_dir/qpu_cost.json`` at the end (and when training stops for any reason), and a step
+        the budget refuses ends the run cleanly: a checkpoint of the steps done, then
+        :class:`QPUBudgetStop` (with the report) instead of the refusal."""
+        qpu = self._qpu
+        if qpu is None:
+            return super().fit(run_dir, **kwargs)
+        from physamp.samplers.qpu_budget import QPUBudgetExceeded
+        from physamp.training.loop import run_dir_lock
+
+        setup_qpu_backend(self.sampler, self.cfg, run_dir=run_dir)
+        try:
+            history = super().fit(run_dir, **kwargs)
+        except QPUBudgetExceeded as refusal:
+            loop, checkpoint = self.loop, None
+            if loop is not None and loop.run_dir is not None and loop.step > 0:
+                with run_dir_lock(loop.run_dir):  # the loop gave its lock back when the step raised
+                    checkpoint = loop.save()
+            report, path = self._write_cost_report(run_dir, stopped_by_budget=True)
+            raise QPUBudgetStop(
+                refusal,
+                step=0 if loop is None else loop.step,
+                total_steps=self.total_steps,
+                checkpoint=checkpoint,
+                report=report,
+                report_path=path,
+            ) from None
+        except BaseException:  # Ctrl-C or a failure: still say what was spent
+            try:
+                self._write_cost_report(run_dir)
+            except OSError:
+                pass
+            raise
+        self._write_cost_report(run_dir)
+        return history
 
     def config_dict(self) -> dict[str, Any]:
         """The run's JSON description (:func:`~physamp.training.to_jsonable`: objects in
@@ -362,6 +945,16 @@ class RBMTrainer(Trainer):
             "seeding": SEEDING_VERSION,  # checkpoints of another seed derivation do not resume
             **to_jsonable(self.cfg),
         }
+        # the QPU budget limits what a run may spend, not what it computes: a run goes on under a
+        # larger one. The calibration fields are left out while off, so older run directories match.
+        out.pop("qpu_budget", None)
+        if self.cfg.calibrate_every is None:
+            out.pop("calibrate_every", None)
+            out.pop("calibrate_samples", None)
+        options = out.get("sampler_options")
+        if isinstance(options, dict):
+            for key in ("qpu_budget", "ledger", "allow_unknown_cost"):
+                options.pop(key, None)
         if self.data_identity is not None:
             out["data"] = self.data_identity
         return out
