@@ -394,12 +394,16 @@ def test_readme_offline_hardware_snippet_runs():
     code = section[
         section.index("```python") + len("```python") : section.index("```\n", section.index("```python") + 9)
     ]
-    assert 'MockDWaveSampler(topology_type="pegasus"' in code and "substitute_sampler" in code
+    assert "SimulatedQPU(" in code and "calibrate(" in code and "qpu_budget=" in code
     namespace: dict = {}
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         exec(compile(code, "README.md", "exec"), namespace)
-    s = namespace["s"]
+    s, fit, qpu = namespace["s"], namespace["fit"], namespace["qpu"]
     assert not_boltzmann(record) == []
-    assert s.info["beta_eff"] == pytest.approx(1.0, abs=0.1)
-    assert s.info["beta_model"] == pytest.approx(0.5, abs=0.05)
+    # the device's hidden β is 2.5: the calibrated prefactor is about 1/2.5, the model's β about 1
+    assert fit.converged and fit.prefactor == pytest.approx(0.4, rel=0.05)
+    assert s.info["beta_eff"] == pytest.approx(2.5, rel=0.05)
+    assert s.info["beta_model"] == pytest.approx(1.0, abs=0.05)
+    # three calls (two calibration reads, one sample) were charged to the 5 s budget
+    assert len(qpu.ledger.calls()) == 3 and 0 < s.info["qpu_spent_s"] < 5.0
