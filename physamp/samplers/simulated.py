@@ -24,6 +24,11 @@ so the same requested J always gets the same error -- for biases too.
 
 With zero noise and no limits the child receives the parameters unchanged, so
 ``simulated`` is then exactly its child (``gibbs``, sample for sample).
+
+A chain child's convergence diagnostic (``info["rhat"]``, ``"ess"``, ``"converged"``,
+``"convergence"``: split-R̂ of its chains' energies under the realised parameters, see
+:mod:`physamp.samplers.diagnostics`) is copied to the top of the device's ``info``; its
+``steps="auto"`` / ``num_sweeps="auto"`` pass through like any child option.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ from physamp.samplers.base import Chains, Composite, Sampler
 from physamp.seeding import derive_seed
 
 __all__ = ["SimulatedDevice", "hashed_normal"]
+
+#: The child's convergence diagnostic, copied to the top of ``info`` (see physamp.samplers.diagnostics).
+_DIAGNOSTIC_KEYS = ("rhat", "ess", "converged", "convergence")
 
 _GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15 as a signed int64
 _M1 = -4658895280553007687  # 0xBF58476D1CE4E5B9
@@ -218,7 +226,10 @@ class SimulatedDevice(Composite):
         dev = self.device_params(params, num_samples)
         s = self.child.sample(dev, num_samples, initial=initial, **opts)
         child_info = {k: v for k, v in s.info.items() if k not in ("num_samples", "time_s")}
+        # the child's convergence diagnostic (gibbs, neal) is the device's: its chains are the device's
+        diagnostic = {k: child_info[k] for k in _DIAGNOSTIC_KEYS if k in child_info}
         info = {
+            **diagnostic,
             "child": child_info,
             "weight_noise": self.weight_noise,
             "bias_noise": self.bias_noise,

@@ -31,11 +31,12 @@ What is programmed
 3. Noise, the thesis's model (§3.3) in Ising space, in programmed units:
    ``j_noise`` σ -- a Gaussian offset on each coupler, drawn once each time that
    coupler is programmed with a *new* value (programming the same value again
-   keeps the offset; the last value and offset are kept per coupler, across
-   calls); ``h_noise`` σ -- a Gaussian offset on each qubit's field, redrawn for
-   every read. Coupler offsets come from the device's own random stream (seeded by
-   the constructor's ``seed``), not from a call's ``seed``: they are a property of
-   the device. Qubits and couplers the problem does not use are not simulated.
+   keeps the offset: the noise is fixed per programmed value); ``h_noise`` σ -- a
+   Gaussian offset on each qubit's field, redrawn for every read. Coupler offsets
+   are a property of the device (seeded by the constructor's ``seed``), not of a
+   call's ``seed``: each is hashed from the device's key, the coupler and the
+   value, so the device holds no noise state and a resumed run meets the same
+   offsets as an uninterrupted one. Qubits and couplers the problem does not use are not simulated.
    :attr:`SimulatedQPU.last_programmed` shows the last programmed problem, coupler
    noise included (a diagnostic a real QPU does not give).
 
@@ -281,6 +282,16 @@ class OutOfRangeError(ValueError):
     """A programmed value outside the solver's ranges (the QPU refuses the problem)."""
 
 
+def _mix64(x: np.ndarray | np.uint64) -> np.ndarray:
+    """splitmix64's finaliser on uint64 values (wrapping arithmetic): a bijection that scatters
+    nearby inputs over all 64 bits."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 def _is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
 
@@ -429,15 +440,16 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
         self._rng = np.random.default_rng(
             None if seed is None else derive_seed(seed, "simulated-qpu", "reads")
         )
-        self._noise_rng = np.random.default_rng(
-            None if seed is None else derive_seed(seed, "device-noise", "simulated-qpu")
+        # the coupler offsets are a pure function of (this key, coupler, programmed value): no state
+        # to carry through checkpoints, so a resumed training run sees the same device
+        self._noise_key = np.uint64(
+            np.random.default_rng().integers(2**63)
+            if seed is None
+            else derive_seed(seed, "device-noise", "simulated-qpu") % 2**64
         )
         self._build_graph(missing_qubits, float(missing_fraction), missing_couplers, missing_seed)
         self._build_properties(properties)
         self._parameters = {name: ["parameters"] for name in _DESCRIPTIONS}
-        # the coupler noise cache: the last programmed value of each coupler and its offset
-        self._j_value = np.full(len(self._edges), np.nan)
-        self._j_offset = np.zeros(len(self._edges))
         self.last_programmed: dimod.BinaryQuadraticModel | None = None
 
     # --- the working graph -----------------------------------------------------------------
@@ -791,15 +803,23 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
         return h, J
 
     def _coupler_noise(self, edge: np.ndarray, J: np.ndarray) -> np.ndarray:
-        """The coupler offsets for programmed values ``J`` on couplers ``edge``: a new draw where
-        a coupler's value changed since it was last programmed, the kept one where it did not."""
+        """The coupler offsets for programmed values ``J`` on couplers ``edge``: one N(0, j_noise²)
+        draw per (coupler, programmed value), the same draw whenever that value is programmed again.
+
+        Counter-based: the draw is hashed from the device's noise key, the coupler's index and the
+        value's 64 bits (splitmix64, then Box-Muller), so it needs no cache and no random stream —
+        nothing a checkpoint would have to carry for a resumed run to see the same device.
+        """
         if self.j_noise == 0 or not edge.size:
             return np.zeros_like(J)
-        new = ~(self._j_value[edge] == J)  # NaN (never programmed) counts as new
-        if new.any():
-            self._j_offset[edge[new]] = self.j_noise * self._noise_rng.standard_normal(int(new.sum()))
-            self._j_value[edge[new]] = J[new]
-        return self._j_offset[edge].copy()
+        bits = (np.asarray(J, dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0: -0.0 reads as 0.0
+        with np.errstate(over="ignore"):
+            key = _mix64(self._noise_key ^ _mix64(edge.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+            key = _mix64(key ^ bits)
+            u1 = (_mix64(key) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+            u2 = (_mix64(key ^ np.uint64(0xD1B54A32D192ED03)) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        normal = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)  # u1 < 1: log1p(-u1) finite
+        return self.j_noise * normal
 
     # --- the sampler ---------------------------------------------------------------------------
     def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
