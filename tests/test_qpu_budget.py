@@ -400,3 +400,39 @@ def test_ledger_extend_renumbers_and_keeps_counting(tmp_path):
     again = QPULedger(tmp_path / "l.jsonl")
     assert [c["call"] for c in again.calls()] == [1, 2, 3] and again.spent_us == pytest.approx(129.0)
     assert [c["status"] for c in again.calls()] == ["done", "done", "pending"]
+
+
+def test_a_problem_the_solver_refuses_is_refused_before_it_is_charged(tmp_path):
+    """An out-of-range solver parameter is refused by dry_run and sample alike, and the ledger
+    records nothing: a QPU refuses such a problem at submission, before any QPU time is spent."""
+    from physamp.samplers.simulated_qpu import SimulatedQPU
+
+    topo = chimera_rbm(1)
+    rbm = RBM(topo.n_visible, topo.n_hidden, mask=topo.mask)
+    qpu = SimulatedQPU("chimera", 1, seed=0)
+    b = DWaveBackend(qpu, topology=topo, qpu_budget=60.0, seed=0, annealing_time=0.1,
+                     ledger=tmp_path / "l.jsonl")  # fmt: skip
+    for call in (lambda: b.dry_run(rbm, 10), lambda: b.sample(rbm, 10)):
+        with pytest.raises(
+            ValueError, match=r"annealing_time must be a number of microseconds in \[1, 2000\]"
+        ):
+            call()
+    assert b.ledger.calls() == [] and b.ledger.spent_s == 0.0
+
+
+def test_reads_are_split_so_that_every_call_fits_the_run_duration_range():
+    """(annealing_time + readout_thermalization) * reads + programming_thermalization must stay in
+    problem_run_duration_range (1e7 us here): 2000 us anneals allow 4,999 reads per call at most."""
+    from physamp.samplers.simulated_qpu import SimulatedQPU
+
+    topo = chimera_rbm(1)
+    rbm = RBM(topo.n_visible, topo.n_hidden, mask=topo.mask)
+    qpu = SimulatedQPU("chimera", 1, num_sweeps=5, seed=0)
+    p = qpu.properties
+    b = DWaveBackend(qpu, topology=topo, seed=0, annealing_time=2000.0)
+    per_read = 2000.0 + p["default_readout_thermalization"]
+    most = int((p["problem_run_duration_range"][1] - p["default_programming_thermalization"]) // per_read)
+    assert most == 4999
+    report = b.dry_run(rbm, 12000)
+    assert report.reads_per_call == [most, most, 12000 - 2 * most]
+    assert len(b.sample(rbm, 12000).v) == 12000  # every call accepted by the device's own check

@@ -329,6 +329,8 @@ def _prepare(flips, weights) -> tuple[np.ndarray, np.ndarray, str | None]:
             f"weights must hold one finite, non-negative number per sample ({d.shape[0]}); got shape "
             f"{w.shape}. Pass num_occurrences (or None for one read per row)"
         )
+    if not w.sum() > 0:
+        return d, w, "every sample has weight zero (num_occurrences all 0): nothing to estimate from"
     if not np.isfinite(d).all():
         return d, w, "the programmed problem has non-finite energies, so no temperature can be estimated"
     if not (d != 0).any():

@@ -154,6 +154,14 @@ class PhysampDimodSampler(dimod.Sampler):
             empty = np.zeros((int(num_reads), 0), dtype=np.int8)
             energies = np.full(int(num_reads), float(bqm.offset))
             return dimod.SampleSet.from_samples((empty, []), bqm.vartype, energies)
+        lin, (_, _, quad), _ = bqm.to_numpy_vectors()
+        if not (np.isfinite(lin).all() and np.isfinite(quad).all() and np.isfinite(bqm.offset)):
+            bad = [v for v, b in bqm.linear.items() if not np.isfinite(b)][:5]
+            bad += [uv for uv, b in bqm.quadratic.items() if not np.isfinite(b)][: 5 - len(bad)]
+            raise ValueError(
+                f"the BQM has non-finite (NaN or infinite) biases, e.g. at {bad or 'its offset'}; a "
+                "Boltzmann distribution needs finite energies. Fix those biases before sampling."
+            )
         spin = bqm if bqm.vartype is dimod.SPIN else bqm.change_vartype(dimod.SPIN, inplace=False)
         visible, hidden = bipartition(spin)
         params = self._rbm(spin, visible, hidden, 1.0 if beta is None or self._takes_beta else beta)

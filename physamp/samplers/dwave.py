@@ -164,6 +164,32 @@ def _is_simulated_qpu(sampler) -> bool:
     return isinstance(sampler, SimulatedQPU)
 
 
+def _reads_within_duration(properties, kwargs: dict[str, Any]) -> int | None:
+    """The most reads one call may hold under the solver's ``problem_run_duration_range``:
+    a QPU refuses a problem whose ``(anneal + readout_thermalization) · num_reads +
+    programming_thermalization`` (µs) exceeds it. None when the solver states no such range
+    (or not the defaults the duration needs)."""
+    rng, default = properties.get("problem_run_duration_range"), properties.get
+    if rng is None:
+        return None
+    anneal = kwargs.get("annealing_time")
+    if anneal is None and kwargs.get("anneal_schedule") is not None:
+        try:
+            anneal = float(kwargs["anneal_schedule"][-1][0])
+        except (TypeError, ValueError, IndexError, KeyError):
+            return None  # the solver's own check will say what is wrong with the schedule
+    anneal = default("default_annealing_time") if anneal is None else anneal
+    rt = kwargs.get("readout_thermalization", default("default_readout_thermalization"))
+    pt = kwargs.get("programming_thermalization", default("default_programming_thermalization"))
+    try:
+        per_read, fixed, hi = float(anneal) + float(rt), float(pt), float(rng[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    if not (per_read > 0 and math.isfinite(per_read) and math.isfinite(hi)):
+        return None
+    return max(0, math.floor((hi - fixed) / per_read))
+
+
 def _max_scale(values: np.ndarray, lo: float, hi: float) -> float:
     """Largest s with ``lo <= s * values <= hi`` elementwise (inf for all-zero values)."""
     pos, neg = values[values > 0], values[values < 0]
@@ -684,6 +710,17 @@ class DWaveBackend(Sampler):
                     f"num_reads_per_call={cap!r} is outside the solver's num_reads_range [{lo}, {hi}]"
                 )
             hi = cap
+        kwargs = {**self.sample_kwargs, **{k: v for k, v in overrides.items() if k not in self._OWN}}
+        fit = _reads_within_duration(sampler.properties, kwargs)
+        if fit is not None and fit < hi:
+            if fit < max(1, lo):
+                raise ValueError(
+                    f"even {max(1, lo)} read(s) per call would run longer than the solver's "
+                    f"problem_run_duration_range {list(sampler.properties['problem_run_duration_range'])} us "
+                    "with these annealing_time / readout_thermalization / programming_thermalization; "
+                    "shorten them. Nothing was submitted."
+                )
+            hi = fit  # reads split so that every call's run duration is accepted
         reads, left = [], num_samples
         while left > 0:
             n = min(left, hi)
@@ -723,6 +760,7 @@ class DWaveBackend(Sampler):
         self._check_overrides(overrides)
         params = as_params(rbm).validate()
         plan = self._plan(params, num_samples, overrides)
+        self._precheck(plan)  # what the solver would refuse at submission
         max_pf = self._accepted_max_prefactor(params, num_samples, overrides, plan)
         h_vals = np.abs(np.fromiter(plan.bqm.linear.values(), dtype=np.float64))
         j_vals = np.abs(np.fromiter(plan.bqm.quadratic.values(), dtype=np.float64))
@@ -821,11 +859,30 @@ class DWaveBackend(Sampler):
         except (KeyError, ValueError, TypeError) as err:
             return None, f"{source} failed: {redact(str(err))}"
 
+    @staticmethod
+    def _call_kwargs(plan: _Plan, num_reads: int) -> dict[str, Any]:
+        """The solver parameters of one call (its seed aside): physamp fixes the scale."""
+        call = dict(plan.kwargs, num_reads=num_reads)
+        if "auto_scale" in plan.sampler.parameters:
+            call["auto_scale"] = False
+        if "answer_mode" in plan.sampler.parameters:
+            call["answer_mode"] = "raw"
+        return call
+
+    def _precheck(self, plan: _Plan) -> None:
+        """What the solver would refuse at submission, refused before anything is sent or charged:
+        a :class:`~physamp.samplers.simulated_qpu.SimulatedQPU` runs every check of its ``sample``
+        (a real QPU's own checks run on the server, after the ledger's ``submit`` record)."""
+        if _is_simulated_qpu(plan.sampler):
+            for n in sorted(set(plan.reads)):
+                plan.sampler.check(plan.bqm, **self._call_kwargs(plan, n))
+
     def _submit_all(self, plan: _Plan) -> tuple[list, list[float] | None]:
         """Every solver call of ``plan``, after the budget check of all of them (nothing is sent
         when it fails); returns the samplesets and the estimates (µs per call, or None)."""
         from physamp.samplers.qpu_budget import check_budget
 
+        self._precheck(plan)
         estimates, source = self._estimate_calls(plan)
         check_budget(
             self.qpu_budget,
@@ -843,11 +900,7 @@ class DWaveBackend(Sampler):
         """One solver call. The ledger records it before it is sent (at its estimate) and again
         as soon as it returns (its reported ``qpu_access_time``), each record fsync'd."""
         sampler = plan.sampler
-        call = dict(plan.kwargs, num_reads=num_reads)
-        if "auto_scale" in sampler.parameters:
-            call["auto_scale"] = False
-        if "answer_mode" in sampler.parameters:
-            call["answer_mode"] = "raw"
+        call = self._call_kwargs(plan, num_reads)
         call.update(call_seed(self, sampler))
         entry = self.ledger.open_call(
             num_qubits=plan.bqm.num_variables,

@@ -584,7 +584,7 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
         if anneal_schedule is not None and annealing_time is not None:
             raise ValueError("set only one of anneal_schedule or annealing_time (as the QPU requires)")
         reverse = bool(anneal_schedule) and float(anneal_schedule[0][1]) == 1.0
-        if reverse and not initial_state:
+        if reverse and initial_state is None:
             raise ValueError(
                 "anneal_schedule starts at s = 1 (a reverse anneal), which needs an initial_state"
             )
@@ -833,12 +833,7 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
                 f"SimulatedQPU.sample needs a dimod.BinaryQuadraticModel, got {type(bqm).__name__} "
                 "(use sample_ising(h, J) or sample_qubo(Q) for dicts)"
             )
-        opts = self._check_parameters(dict(parameters))
-        spin = bqm if bqm.vartype is dimod.SPIN else bqm.change_vartype(dimod.SPIN, inplace=False)
-        variables, labels, h, row, col, edge, J = self._problem(spin)
-        timing = self._timing(len(variables), opts["num_reads"], **opts["timing"])
-        self._check_duration(opts)
-        h_p, J_p = self._program(variables, h, row, col, edge, J, opts["auto_scale"])
+        opts, variables, labels, h, row, col, edge, h_p, J_p, timing = self._accept(bqm, parameters)
         J_eff = J_p + self._coupler_noise(edge, J_p)
         self.last_programmed = dimod.BinaryQuadraticModel.from_numpy_vectors(
             h_p, (row, col, J_eff), 0.0, dimod.SPIN, variable_order=variables
@@ -856,6 +851,27 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
             labels, h_p, row, col, J_eff, opts["num_reads"], opts["num_sweeps"], opts["num_replicas"], rng
         )
         return self._sampleset(bqm, variables, spins, opts, timing)
+
+    def check(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dict[str, float]:
+        """Every refusal :meth:`sample` would raise for this call (parameters, graph, ranges, run
+        duration), without sampling; returns the call's timing (µs). A QPU refuses such a problem
+        when it is submitted, before it runs; a backend that spends QPU time against a budget
+        calls this first, so a refused problem is never charged."""
+        if not isinstance(bqm, dimod.BinaryQuadraticModel):
+            raise TypeError(
+                f"SimulatedQPU.check needs a dimod.BinaryQuadraticModel, got {type(bqm).__name__}"
+            )
+        return self._accept(bqm, parameters)[-1]
+
+    def _accept(self, bqm, parameters: dict[str, Any]) -> tuple:
+        """The checked call: options, the SPIN problem's arrays, the programmed values, the timing."""
+        opts = self._check_parameters(dict(parameters))
+        spin = bqm if bqm.vartype is dimod.SPIN else bqm.change_vartype(dimod.SPIN, inplace=False)
+        variables, labels, h, row, col, edge, J = self._problem(spin)
+        timing = self._timing(len(variables), opts["num_reads"], **opts["timing"])
+        self._check_duration(opts)
+        h_p, J_p = self._program(variables, h, row, col, edge, J, opts["auto_scale"])
+        return opts, variables, labels, h, row, col, edge, h_p, J_p, timing
 
     def _check_duration(self, opts: dict[str, Any]) -> None:
         """The QPU's problem_run_duration_range check, on its duration

@@ -809,7 +809,10 @@ class RBMTrainer(Trainer):
         neg = self.negative_samples(v)
         if qpu is not None:
             extra["qpu_ms"] = (qpu.ledger.spent_us - spent) * 1e-3  # this step's QPU access time
-            beta = neg.info.get("beta_model")
+            # only a measured β: an assumed beta_eff (the fallback when the reads give no estimate)
+            # times the prefactor would be logged as if the step's reads had shown it
+            measured = neg.info.get("beta_eff_source") == "pseudolikelihood"
+            beta = neg.info.get("beta_model") if measured else None
             if isinstance(beta, float) and math.isfinite(beta):
                 extra["beta_model"] = (beta, 1)  # β the step's reads sampled the RBM at, estimated
         self.optimizer.zero_grad(set_to_none=True)
