@@ -166,5 +166,7 @@ def test_non_bipartite_and_bad_input_are_refused_before_sampling():
 
 def test_a_bqm_with_a_nan_bias_is_refused_in_the_bqms_words():
     bqm = dimod.BQM({0: float("nan"), 1: 0.0}, {(0, 1): 1.0}, 0.0, "SPIN")
-    with pytest.raises(ValueError, match=r"the BQM has non-finite \(NaN or infinite\) biases, e\.g\. at \[0\]"):
+    with pytest.raises(
+        ValueError, match=r"the BQM has non-finite \(NaN or infinite\) biases, e\.g\. at \[0\]"
+    ):
         as_dimod("exact").sample(bqm)

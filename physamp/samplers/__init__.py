@@ -52,6 +52,7 @@ __all__ = [
     "QPULedger",
     "QPUBudgetExceeded",
     "UnknownQPUCostError",
+    "ConvergenceWarning",
 ]
 
 # name -> module of the exports that import dimod (loaded on first access)
@@ -63,6 +64,7 @@ _LAZY = {
     "QPULedger": "physamp.samplers.qpu_budget",
     "QPUBudgetExceeded": "physamp.samplers.qpu_budget",
     "UnknownQPUCostError": "physamp.samplers.qpu_budget",
+    "ConvergenceWarning": "physamp.samplers.diagnostics",
 }
 
 

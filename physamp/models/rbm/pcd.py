@@ -292,6 +292,21 @@ def _chain_options(name: str, k: int, persistent: bool) -> dict[str, Any]:
     return out
 
 
+def _quiet(name, chain: dict[str, Any]) -> dict[str, Any]:
+    """``chain`` plus ``diagnostics=False`` for a chain backend that reports R̂ (gibbs, neal): the k
+    sweeps of an update continue the chains by design, they are not a mixing run whose R̂ would
+    mean anything, and a warning per update would bury the log (``-o diagnostics=True`` wins)."""
+    if not chain or not isinstance(name, str):
+        return chain
+    import inspect
+
+    from physamp.samplers.registry import sampler_class
+
+    if "diagnostics" in inspect.signature(sampler_class(name).__init__).parameters:
+        return {**chain, "diagnostics": False}
+    return chain
+
+
 def build_training_sampler(
     cfg: RBMTrainConfig, *, topology=None, run_dir: str | Path | None = None
 ) -> Sampler:
@@ -322,7 +337,7 @@ def build_training_sampler(
     noisy = cfg.weight_noise > 0 or cfg.bias_noise > 0
     if cfg.sampler == "simulated" or noisy:
         child = options.pop("child", "gibbs") if cfg.sampler == "simulated" else cfg.sampler
-        chain = _chain_options(child, cfg.k, persistent) if isinstance(child, str) else {}
+        chain = _quiet(child, _chain_options(child, cfg.k, persistent)) if isinstance(child, str) else {}
         options.setdefault("weight_noise", cfg.weight_noise)
         options.setdefault("bias_noise", cfg.bias_noise)
         options.setdefault("space", cfg.noise_space)
@@ -330,7 +345,7 @@ def build_training_sampler(
             "simulated", child=child, seed=derive_seed(cfg.seed, "sampler"), **{**chain, **options}
         )
     else:
-        options = {**_chain_options(cfg.sampler, cfg.k, persistent), **options}
+        options = {**_quiet(cfg.sampler, _chain_options(cfg.sampler, cfg.k, persistent)), **options}
         sampler = make_sampler(cfg.sampler, seed=derive_seed(cfg.seed, "sampler"), **options)
     setup_qpu_backend(sampler, cfg, topology=topology, run_dir=run_dir)
     return sampler
