@@ -79,9 +79,11 @@ it has diverged), nor one so large that the activations overflow the dtype.
 
 The K per-step factors, each (runs,), are stored in float32 and summed in float64.
 Bernoulli draws are the 32-bit threshold draws the Gibbs sampler uses,
-:class:`~physamp.samplers.bernoulli.Int32Bernoulli` (``x = [σ(z) - α|r| > 0]``,
-``r`` uniform int32 taken two to a 64-bit word), seeded ``derive_seed(seed, "ais")``:
-``P(1)`` is ``σ(z)`` within ``2^-24``. The free energies are
+:class:`~physamp.samplers.bernoulli.Int32Bernoulli` (``x = [(K + 1/2)·2^-32 < p]``,
+``P(1)`` the nearest multiple of ``2^-32`` to ``p``), seeded ``derive_seed(seed, "ais")``:
+the hiddens from the ``σ(β_k a)`` the weight factor computes anyway, the visibles
+straight from the product's logits (no sigmoid pass), each one compiled pass on the
+CPU. The free energies are
 :func:`physamp.energy.free_energy`, exact log Z is
 :func:`physamp.samplers.exact.log_partition`, and the base-rate model is
 :func:`physamp.models.rbm.model.base_rate_biases`: one implementation each.
@@ -268,6 +270,9 @@ def _check_betas(betas) -> np.ndarray:
 #: A step whose ``Δβ · max|a|`` stays at or below this uses the fast ``log1p(σ·expm1)`` form of the
 #: softplus difference (``1 + σ·expm1 >= e^-1``: no cancellation, no overflow); above it the bounded form.
 _FAST_FORM_LIMIT = 1.0
+#: A step with ``Δβ · max|a| <= 1/16`` runs in the compiled pass (``Int32Bernoulli.ais_hidden_``), whose
+#: series for expm1 and log1p are exact to 1e-11 relative there.
+_FUSED_LIMIT = 1.0 / 16
 
 
 def _activation_bound(W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, b_A: torch.Tensor) -> float:
@@ -346,6 +351,7 @@ def _run_ais(
     dev, dt = W.device, W.dtype
     K = len(betas) - 1
     a_bound = _check_evaluable(W, b, c, b_A)
+    h_bound = float((c.to(torch.float64).abs() + W.to(torch.float64).abs().sum(-1)).max())  # max |c + W v|
     bern = Int32Bernoulli(dev, seed=derive_seed(seed, "ais"))
     # one product gives the hidden pre-activations and (b - b_A)·v: W_aug = [W; b - b_A]
     d_bias = b - b_A[None]  # (D, nv)
@@ -358,6 +364,7 @@ def _run_ais(
     A = torch.empty(D, nh + 1, R, dtype=dt, device=dev)
     s = torch.empty(D, nh, R, dtype=dt, device=dev)
     t = torch.empty(D, nh, R, dtype=dt, device=dev)
+    z = torch.empty(D, nh, R, dtype=dt, device=dev)  # β_k a, then the hidden draws
     vT = torch.empty(D, nv, R, dtype=dt, device=dev)
     vbias = torch.empty(D, nv, 1, dtype=dt, device=dev)
     incr = torch.empty(K, D, R, dtype=dt, device=dev)  # per-step weight factors
@@ -375,22 +382,26 @@ def _run_ais(
     for k in it:
         bk, dbk = bl[k], bl[k] - bl[k - 1]
         torch.baddbmm(c_aug, W_aug, vT, out=A)  # a = c + W v  and  (b - b_A)·v
-        torch.mul(A_h, bk, out=s).sigmoid_()  # σ(β_k a)
-        # t = softplus(β_{k-1} a) - softplus(β_k a), by the fast form where it cannot overflow
-        bounded = dbk * a_bound > _FAST_FORM_LIMIT
-        if bounded and scratch is None:
-            scratch = (torch.empty_like(t), torch.empty_like(t))
-        _neg_softplus_step_(t, A_h, s, bk, bl[k - 1], bounded, scratch)
         row = incr[k - 1]
-        torch.sum(t, 1, out=row)
-        row.neg_().add_(A_d, alpha=dbk)
-        if k == K:
-            break
-        # T_k: h ~ σ(β_k a), then v ~ σ((1-β_k) b_A + β_k (b + Wᵀh))
-        h = bern.sample_from_probs_(s)
+        # the weight factor and h ~ σ(β_k a) in one compiled pass where Δβ|a| <= 1/16 (series forms)
+        if k < K and dbk * h_bound <= _FUSED_LIMIT and bern.ais_hidden_(A, bk, dbk, z, row):
+            h = z
+        else:
+            torch.mul(A_h, bk, out=z)
+            torch.sigmoid(z, out=s)  # σ(β_k a)
+            # t = softplus(β_{k-1} a) - softplus(β_k a), by the fast form where it cannot overflow
+            bounded = dbk * a_bound > _FAST_FORM_LIMIT
+            if bounded and scratch is None:
+                scratch = (torch.empty_like(t), torch.empty_like(t))
+            _neg_softplus_step_(t, A_h, s, bk, bl[k - 1], bounded, scratch)
+            torch.sum(t, 1, out=row)
+            row.neg_().add_(A_d, alpha=dbk)
+            if k == K:
+                break
+            h = bern.sample_from_logits_(z)  # from the logits β_k a: the compiled pass's draws
+        # T_k: h ~ σ(β_k a) (above), then v ~ σ((1-β_k) b_A + β_k (b + Wᵀh))
         torch.add(bA_col, dcol, alpha=bk, out=vbias)
-        torch.baddbmm(vbias, W_vh, h, alpha=bk, out=vT).sigmoid_()
-        bern.sample_from_probs_(vT)
+        bern.sample_from_logits_(torch.baddbmm(vbias, W_vh, h, alpha=bk, out=vT))
     return incr.sum(0, dtype=torch.float64)
 
 
