@@ -93,3 +93,22 @@ def torchrun_two_processes(folder, scenarios: str, worker: str, *args: str, time
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         pytest.fail(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+
+
+# --- TV tolerances of the dimod-sampler tests (SimulatedQPU, as_dimod) ---
+def tv(p, q):
+    return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
+
+
+def tv_within(q, p, bound, what):
+    """Whether TV(q, p) < bound; prints both (``pytest -s -k NAME`` shows the figures)."""
+    value = tv(q, p)
+    print(f"{what}: TV {value:.4f} (a perfect sampler's 99th percentile {bound:.4f})")
+    return value < bound
+
+
+def tv_bound(p, n, draws=200, seed=0):
+    """The TV to ``p`` that a perfect sampler's ``n`` draws exceed only 1 % of the time (99th percentile
+    over ``draws`` seeded multinomial draws): the tolerance every TV test here uses."""
+    rng = np.random.default_rng(seed)
+    return float(np.quantile([tv(rng.multinomial(n, p) / n, p) for _ in range(draws)], 0.99))

@@ -11,6 +11,8 @@ from physamp.samplers import as_dimod
 from physamp.samplers.dimod_sampler import NotBipartiteError, PhysampDimodSampler, bipartition
 from physamp.samplers.exact import ExactSampler
 
+from conftest import tv, tv_bound, tv_within
+
 READS = 20_000
 
 
@@ -30,24 +32,6 @@ def empirical(sampleset, variables):
     return np.bincount(bits, weights=sampleset.record.num_occurrences, minlength=2 ** len(variables)) / len(
         sampleset
     )
-
-
-def tv(p, q):
-    return 0.5 * float(np.abs(p - q).sum())
-
-
-def tv_within(q, p, bound, what):
-    """Whether TV(q, p) < bound; prints both (``pytest -s -k NAME`` shows the figures)."""
-    value = tv(q, p)
-    print(f"{what}: TV {value:.4f} (a perfect sampler's 99th percentile {bound:.4f})")
-    return value < bound
-
-
-def tv_bound(p, n, draws=200, seed=0):
-    """The TV to ``p`` that a perfect sampler's ``n`` draws exceed only 1 % of the time (99th percentile
-    over ``draws`` seeded multinomial draws): the tolerance every TV test here uses."""
-    rng = np.random.default_rng(seed)
-    return float(np.quantile([tv(rng.multinomial(n, p) / n, p) for _ in range(draws)], 0.99))
 
 
 def rbm_shaped_bqm(vartype=dimod.SPIN, seed=0):

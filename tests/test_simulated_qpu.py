@@ -18,6 +18,8 @@ from physamp.samplers.simulated_qpu import DEFAULT_SHAPES, OutOfRangeError, from
 from physamp.topology import chimera_rbm, intersect_with_solver, make_topology, pegasus_rbm, zephyr_rbm
 from physamp.topology.modern_pixels import _sub_lattice
 
+from conftest import tv, tv_bound, tv_within
+
 READS = 10_000  # the QPU's num_reads_range maximum
 
 
@@ -41,24 +43,6 @@ def empirical(sampleset, variables, size):
     record = sampleset.record
     idx = state_index(record.sample, sampleset.variables, variables)
     return np.bincount(idx, weights=record.num_occurrences, minlength=size) / record.num_occurrences.sum()
-
-
-def tv(p, q):
-    return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
-
-
-def tv_within(q, p, bound, what):
-    """Whether TV(q, p) < bound; prints both (``pytest -s -k NAME`` shows the figures)."""
-    value = tv(q, p)
-    print(f"{what}: TV {value:.4f} (a perfect sampler's 99th percentile {bound:.4f})")
-    return value < bound
-
-
-def tv_bound(p, n, draws=200, seed=0):
-    """The TV to ``p`` that a perfect sampler's ``n`` draws exceed only 1 % of the time (99th percentile
-    over ``draws`` seeded multinomial draws): the tolerance every TV test here uses."""
-    rng = np.random.default_rng(seed)
-    return float(np.quantile([tv(rng.multinomial(n, p) / n, p) for _ in range(draws)], 0.99))
 
 
 def random_bqm(sampler, seed, h_scale=0.5, j_scale=0.5, nodes=None):

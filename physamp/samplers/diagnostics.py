@@ -351,6 +351,19 @@ def check_min_ess(value) -> float | None:
     return float(value)
 
 
+def check_sweeps_or_auto(value, name: str = "steps", what: str = "Gibbs sweeps per call") -> int | str:
+    """``value`` as an int >= 1, or ``"auto"`` (sweep until split-R̂ is below the threshold); anything
+    else is a one-line ValueError naming the option (``steps`` of gibbs, ``num_sweeps`` of neal)."""
+    if isinstance(value, str) and value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(
+            f"{name} must be a positive integer ({what}) or 'auto' (sweep until the chains' split-R̂ "
+            f"is below rhat_threshold, at most max_steps), got {value!r}"
+        )
+    return int(value)
+
+
 def check_max_steps(value, name: str = "max_steps") -> int:
     """A cap on the sweeps of ``steps="auto"``: an integer >= 1, else a one-line ValueError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:

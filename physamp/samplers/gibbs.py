@@ -32,7 +32,6 @@ draws from the same words.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any
 
@@ -41,6 +40,7 @@ import torch
 from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler
 from physamp.samplers.bernoulli import Int32Bernoulli
+from physamp.samplers.diagnostics import check_sweeps_or_auto
 from physamp.seeding import derive_seed
 
 __all__ = ["GibbsSampler", "GibbsKernel"]
@@ -56,12 +56,6 @@ def check_rng(rng) -> str:
     if rng not in _RNG_MODES:
         raise ValueError(f"rng must be one of {_RNG_MODES} ('int16' is an old name of 'int32'), got {rng!r}")
     return rng
-
-
-def _check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps must be a positive integer (Gibbs sweeps per call), got {steps!r}")
-    return int(steps)
 
 
 class SparseStructure:
@@ -289,7 +283,7 @@ class GibbsSampler(Sampler):
         from physamp.samplers.diagnostics import check_max_steps, check_min_ess, check_rhat_threshold
 
         super().__init__(seed=seed, persistent=persistent)
-        steps = _check_steps_or_auto(steps)
+        steps = check_sweeps_or_auto(steps)
         self.max_steps = check_max_steps(max_steps)
         self.rhat_threshold = check_rhat_threshold(rhat_threshold)
         self.min_ess = check_min_ess(min_ess)
@@ -351,7 +345,7 @@ class GibbsSampler(Sampler):
 
     @torch.no_grad()
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
-        steps = _check_steps_or_auto(opts.get("steps", self.steps))
+        steps = check_sweeps_or_auto(opts.get("steps", self.steps))
         beta = opts.get("beta", self.beta)  # a per-call beta is checked by Sampler.sample
         if steps == "auto" and num_samples < 2:
             raise ValueError(
@@ -396,18 +390,6 @@ _NOT_RECORDED = {
     "converged": None,
     "convergence": {"statistic": _STATISTIC, "reason": "not computed: diagnostics=False"},
 }
-
-
-def _check_steps_or_auto(steps) -> int | str:
-    """``steps`` as an int >= 1, or ``"auto"``; anything else is a one-line ValueError."""
-    if isinstance(steps, str) and steps == "auto":
-        return "auto"
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(
-            "steps must be a positive integer (Gibbs sweeps per call) or 'auto' (sweep until the "
-            f"chains' split-R̂ is below rhat_threshold, at most max_steps), got {steps!r}"
-        )
-    return int(steps)
 
 
 def _chain_energies(kernel: GibbsKernel, vT: torch.Tensor, hT: torch.Tensor) -> torch.Tensor:

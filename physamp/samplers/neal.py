@@ -36,7 +36,6 @@ one β until its end), run in one segment and report ``converged=None``.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -53,6 +52,7 @@ from physamp.samplers.diagnostics import (
     check_max_steps,
     check_min_ess,
     check_rhat_threshold,
+    check_sweeps_or_auto,
     plan_checks,
     run_with_checks,
     warn_if_not_mixed,
@@ -60,18 +60,6 @@ from physamp.samplers.diagnostics import (
 from physamp.samplers.dimod_io import sampleset_to_array  # re-exported: its old home was here
 
 __all__ = ["NealSampler", "sampleset_to_array"]
-
-
-def _check_sweeps(num_sweeps) -> int | str:
-    """``num_sweeps`` as an int >= 1, or ``"auto"``; anything else is a one-line ValueError."""
-    if isinstance(num_sweeps, str) and num_sweeps == "auto":
-        return "auto"
-    if isinstance(num_sweeps, bool) or not isinstance(num_sweeps, numbers.Integral) or num_sweeps < 1:
-        raise ValueError(
-            "num_sweeps must be a positive integer (sweeps per call) or 'auto' (sweep until the chains' "
-            f"split-R̂ is below rhat_threshold, at most max_steps), got {num_sweeps!r}"
-        )
-    return int(num_sweeps)
 
 
 _STATISTIC = "energy E(v, h) of the reads"
@@ -143,7 +131,7 @@ class NealSampler(Sampler):
         seed: int | None = None,
     ):
         super().__init__(seed=seed, persistent=persistent)
-        num_sweeps = _check_sweeps(num_sweeps)
+        num_sweeps = check_sweeps_or_auto(num_sweeps, "num_sweeps", "sweeps per call")
         if schedule not in ("fixed", "anneal"):
             raise ValueError(f"schedule must be 'fixed' or 'anneal', got {schedule!r}")
         if num_sweeps == "auto" and schedule != "fixed":
@@ -238,7 +226,9 @@ class NealSampler(Sampler):
         return (2 * torch.cat([v0.cpu(), h0.cpu()], 1) - 1).to(torch.int8).numpy()
 
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
-        num_sweeps = _check_sweeps(opts.get("num_sweeps", self.num_sweeps))
+        num_sweeps = check_sweeps_or_auto(
+            opts.get("num_sweeps", self.num_sweeps), "num_sweeps", "sweeps per call"
+        )
         beta = opts.get("beta", self.beta)  # a per-call beta is checked by Sampler.sample
         auto = num_sweeps == "auto"
         if auto and self.schedule != "fixed":
