@@ -180,10 +180,14 @@ def cmd_train_rbm(args) -> int:
     ais_settings(args.ais_runs, args.ais_betas, cfg.seed)
     device = resolve_device(args.device)
     data = _load_data(args.dataset, args.data_root, args.binarize_seed, args.download)
-    if cfg.n_hidden is None:  # the topology's own shape (784 for chimera/pegasus/zephyr), else 500
+    sets = [str(kv).split("=", 1)[0].strip() for kv in (getattr(args, "config_set", None) or [])]
+    if not hasattr(args, "n_hidden") and "n_hidden" not in sets and cfg.topology is not None:
+        # no --hidden: the topology's own shape (784 for chimera/pegasus/zephyr on 28x28), else 500
+        from dataclasses import replace
+
         from physamp.models.rbm.pcd import default_hidden
 
-        cfg.n_hidden = default_hidden(cfg.topology, data.n_features, seed=cfg.seed)
+        cfg = replace(cfg, n_hidden=default_hidden(cfg.topology, data.n_features, seed=cfg.seed)).validate()
     run_dir = Path(args.run_dir or f"runs/rbm-{cfg.sampler}-{data.n_features}x{cfg.n_hidden}-seed{cfg.seed}")
     from physamp.samplers.registry import sampler_class
 

@@ -229,7 +229,9 @@ def test_cli_without_a_token_fails_before_training(tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(dwave_mod, "token_available", lambda: False)
     monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
-    assert cli.main([*CLI, "--run-dir", str(tmp_path / "r"), "--qpu-budget", "600"]) == 2
+    # the command as written: no --hidden, the chimera topology's own 784 (500 would not fit)
+    argv = [a for a in CLI if a not in ("--hidden", "784")]
+    assert cli.main([*argv, "--run-dir", str(tmp_path / "r"), "--qpu-budget", "600"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: No D-Wave Leap API token is configured")
     assert not (tmp_path / "r").exists()  # nothing trained, nothing written
@@ -267,5 +269,4 @@ def test_hidden_units_default_to_the_topologys_own_shape():
         default_hidden("chimera", 783)  # neither 500 nor 783 fits: the topology's own error
     from physamp.models.rbm import RBMTrainConfig
 
-    cfg = RBMTrainConfig(topology="chimera:pixel_blocks", epochs=1)
-    assert cfg.validate().n_hidden is None  # resolved by the trainer, once the data's width is known
+    assert RBMTrainConfig(topology="chimera").validate().n_hidden == 500  # the Python API never guesses

@@ -97,14 +97,7 @@ class RBMTrainConfig:
     reaches any of them by name.
     """
 
-    n_hidden: int | None = option(
-        None,
-        f"hidden units (default {DEFAULT_HIDDEN}; with a topology that fixes the shape, e.g. chimera, "
-        "pegasus "
-        "or zephyr on 28x28 images, the topology's own: 784)",
-        flags=("--hidden",),
-        type=positive_int,
-    )
+    n_hidden: int = option(DEFAULT_HIDDEN, "hidden units", flags=("--hidden",), type=positive_int)
     epochs: int = option(10, "passes over the training data", type=positive_int)
     batch_size: int = option(100, "examples per update", type=positive_int)
     lr: float = option(0.05, "initial learning rate", type=positive_float)
@@ -157,11 +150,7 @@ class RBMTrainConfig:
     )
 
     def validate(self) -> RBMTrainConfig:
-        if self.n_hidden is not None:
-            v = self.n_hidden
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"n_hidden must be a positive int or None (from the topology), got {v!r}")
-        positive = ("epochs", "batch_size", "k", "num_chains", "calibrate_samples")
+        positive = ("n_hidden", "epochs", "batch_size", "k", "num_chains", "calibrate_samples")
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -214,10 +203,11 @@ class RBMTrainConfig:
 
 
 def default_hidden(topology: str | None, n_visible: int, seed: int = 0) -> int:
-    """The number of hidden units when ``RBMTrainConfig.n_hidden`` is None: :data:`DEFAULT_HIDDEN`
-    (500) unless the topology cannot hold that many and lays the image out on a square RBM
-    (``chimera``, ``pegasus``, ``zephyr``: 784 hidden units for 28x28 images), then ``n_visible``.
-    Raises the topology's own error (which says what fits) when neither shape fits."""
+    """The number of hidden units ``physamp train-rbm`` uses when ``--hidden`` is not given:
+    :data:`DEFAULT_HIDDEN` (500) unless the topology cannot hold that many and lays the image out
+    on a square RBM (``chimera``, ``pegasus``, ``zephyr``: 784 hidden units for 28x28 images), then
+    ``n_visible``. Raises the topology's own error (which says what fits) when neither shape fits.
+    (``RBMTrainConfig.n_hidden`` itself stays 500 unless set: the Python API never guesses.)"""
     if topology is None or str(topology).strip().lower() in ("", "dense", "none"):
         return DEFAULT_HIDDEN
     try:
@@ -654,8 +644,6 @@ class RBMTrainer(Trainer):
             raise ValueError("training data must hold grey levels / probabilities in [0, 1]")
         self.train = train.to(self.device, torch.float32)
         n_visible = train.shape[1]
-        if cfg.n_hidden is None:  # resolved once, so the stored config names the shape trained
-            cfg.n_hidden = default_hidden(cfg.topology, n_visible, seed=cfg.seed)
         self.topology = parse_topology(cfg.topology, n_visible, cfg.n_hidden, seed=cfg.seed)
         # the sampler before the model: the dwave backend places the topology on the solver's working
         # graph, and the RBM's mask is the placed one (this also connects: no token, no training)
