@@ -468,7 +468,9 @@ def test_gibbs_default_rng_keeps_the_exact_distribution_of_a_slow_mixing_model(i
     old_expected = _joint_after(start, *_transitions(rbm, V, H, old_draw_probability), sweeps)[iv, ih]
     assert old_expected - p_star > tol + 3 * se  # the test would fail for the old draw
     initial = make_sampler("exact", seed=11).sample(rbm, n)
-    s = make_sampler("gibbs", steps=sweeps, seed=12).sample(rbm, n, initial=initial)
+    # chains started at the exact distribution: stationary from the first sweep, so R-hat's warning
+    # about slowly moving chains does not apply (and the diagnostic is not what this test checks)
+    s = make_sampler("gibbs", steps=sweeps, seed=12, diagnostics=False).sample(rbm, n, initial=initial)
     assert s.info["rng"] == "int32"
     hits = (
         (s.v == torch.tensor(V_STAR, dtype=s.v.dtype)).all(1) & (s.h == torch.tensor(H_STAR)).all(1)
