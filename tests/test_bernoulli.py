@@ -505,3 +505,38 @@ def test_gibbs_state_dict_keeps_its_sfc64_state_key():
     t.load_state_dict(sd)
     again = t.sample(rbm, 6)
     assert torch.equal(nxt.v, again.v) and torch.equal(nxt.h, again.h)
+
+
+def test_a_sampler_with_the_compiled_draw_can_be_copied_and_pickled():
+    """The ctypes library is not part of a source's state: deepcopy and pickle drop it and find it
+    again, and the copies continue the chains exactly as the original does."""
+    import copy
+    import pickle
+
+    rbm = physamp.RBM(6, 4)
+    s = make_sampler("gibbs", steps=5, seed=0, persistent=True)
+    s.sample(rbm, 10)
+    copies = [copy.deepcopy(s), pickle.loads(pickle.dumps(s))]
+    want = s.sample(rbm, 10).v
+    cpu = torch.device("cpu")
+    for c in copies:
+        assert torch.equal(c.sample(rbm, 10).v, want)
+        assert c.word_generator(cpu).compiled == s.word_generator(cpu).compiled
+
+
+@pytest.mark.skipif(not compiled_status().startswith("compiled"), reason="needs a C compiler")
+def test_a_corrupt_kernel_in_the_cache_is_rebuilt_not_fatal(tmp_path):
+    """A file under the kernel's cache name that does not load (a torn write, another build) is
+    replaced by a fresh build; nothing raises and the draw is compiled again."""
+    env = {**os.environ, "PHYSAMP_KERNEL_CACHE": str(tmp_path)}
+    code = "from physamp.samplers.bernoulli import compiled_status as c; print(c())"
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-W", "error", "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    first = run()
+    assert first.returncode == 0 and first.stdout.startswith("compiled"), first.stderr
+    (so,) = tmp_path.glob("bernoulli-*.so")
+    so.write_bytes(b"not a shared library")
+    second = run()
+    assert second.returncode == 0 and second.stdout.startswith("compiled"), second.stderr
+    assert so.read_bytes()[:4] == b"\x7fELF"  # rebuilt in place

@@ -803,15 +803,20 @@ def _compiled():
             if not path.exists():
                 try:
                     _build(cc, path)
-                except OSError:  # the cache is not writable: a private temporary one
-                    user = getattr(os, "getuid", lambda: "user")()
-                    path = Path(tempfile.gettempdir()) / f"physamp-kernels-{user}" / path.name
-                    if not path.exists():
-                        _build(cc, path)
-            _compiled_lib = _load(path)
+                except OSError:  # the cache is not writable: a private directory of this process
+                    # (mkdtemp: created by us, mode 0700; never a predictable shared path whose file
+                    # another user could have planted)
+                    path = Path(tempfile.mkdtemp(prefix="physamp-kernels-")) / path.name
+                    _build(cc, path)
+            try:
+                _compiled_lib = _load(path)
+            except Exception:  # a stale or foreign file under our name: build it again, once
+                path.unlink(missing_ok=True)
+                _build(cc, path)
+                _compiled_lib = _load(path)
             width = _compiled_lib.ps_vector_width()
             _compiled_reason = f"compiled ({'AVX2, 8 lanes' if width == 8 else 'scalar'}) at {path}"
-        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        except Exception as e:  # whatever went wrong, the torch path draws the same numbers
             _compiled_lib = None
             _compiled_reason = f"could not build or load the kernel: {e}"
             warnings.warn(
@@ -880,6 +885,19 @@ class Int32Bernoulli:
         self._acc: np.ndarray | None = None  # the AIS kernel's per-run sums
         self._tbufs: dict = {}  # the torch path's work buffers
 
+    def __getstate__(self) -> dict:
+        """Picklable and deep-copyable: the ctypes library and the work buffers are dropped and
+        found again (:func:`_compiled`) on restore; the random state travels as it is."""
+        state = dict(self.__dict__)
+        state["_lib"] = self._lib is not None
+        state["_acc"], state["_tbufs"], state["_words"] = None, {}, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        had_lib = state.pop("_lib")
+        self.__dict__.update(state)
+        self._lib = _compiled() if had_lib else None
+
     @property
     def compiled(self) -> bool:
         """True when this source's CPU draws run in the compiled kernel."""
@@ -943,7 +961,8 @@ class Int32Bernoulli:
             return None
         crow, col, val, (R, C) = parts
         if not (
-            out.shape == (R, inp.shape[1])
+            out.dim() == inp.dim() == bias.dim() == 2
+            and out.shape == (R, inp.shape[1])
             and inp.shape[0] == C
             and bias.shape[0] == R
             and bias.shape[1] in (1, out.shape[1])
@@ -988,12 +1007,12 @@ class Int32Bernoulli:
         ):
             return False
         D, nh1, R = A.shape
-        if h.shape != (D, nh1 - 1, R) or incr.shape != (D, R):
-            return False
-        if self._acc is None or self._acc.size < R:
-            self._acc = np.empty(R, dtype=np.float64)
+        if nh1 < 2 or h.shape != (D, nh1 - 1, R) or incr.shape != (D, R):
+            return False  # (no hidden units: nothing for the kernel to fuse)
         bg = self.np_rng.bit_generator
-        with bg.lock:
+        with bg.lock:  # the sums buffer too: another thread's call may be writing into the old one
+            if self._acc is None or self._acc.size < R:
+                self._acc = np.empty(R, dtype=np.float64)
             self._lib.ps_ais_hidden(
                 A.data_ptr(),
                 D,
