@@ -99,25 +99,74 @@ def exact_log_z(params, *, beta: float = 1.0, max_bits: int = DEFAULT_MAX_BITS) 
 class ExactSampler(Sampler):
     """Exact samples by enumerating the smaller layer (tiny models only).
 
+    With ``gamma = Γ > 0`` it samples the transverse-field (quantum) Boltzmann distribution
+    ``p_Γ(v, h) = ⟨s| e^{−βH} |s⟩ / Tr e^{−βH}``, ``H = H_Ising − Γ Σᵢ σˣᵢ`` over all visible and
+    hidden spins, by diagonalising ``H`` (:mod:`physamp.samplers.quantum_exact`; at most
+    ``max_spins`` units in all, 12 by default). ``info["log_z"]`` is then ``log Tr e^{−βH}``.
+
     Args:
         max_bits: refuse models whose smaller layer has more units (default 24).
+        beta: inverse temperature (default 1).
+        gamma: transverse field Γ >= 0 (default 0: the classical distribution).
+        max_spins: with ``gamma > 0``, refuse models of more units in all (default 12).
         seed: seed of the sampler's generator.
     """
 
     name = "exact"
-    parameters = {"beta": "inverse temperature (default 1)"}
+    parameters = {
+        "beta": "inverse temperature (default 1)",
+        "gamma": "transverse field (default 0: classical)",
+    }
     steps_option = None  # independent exact samples: no sweeps (PCD-k does not apply k)
 
-    def __init__(self, max_bits: int = DEFAULT_MAX_BITS, beta: float = 1.0, seed: int | None = None):
+    def __init__(
+        self,
+        max_bits: int = DEFAULT_MAX_BITS,
+        beta: float = 1.0,
+        seed: int | None = None,
+        *,
+        gamma: float = 0.0,
+        max_spins: int | None = None,
+    ):
+        from physamp.samplers.quantum_exact import MAX_SPINS, check_gamma
+
         super().__init__(seed=seed)
         self.max_bits = int(max_bits)
         self.beta = beta  # checked by the protocol (Sampler.beta)
+        self.gamma = check_gamma(gamma)
+        self.max_spins = MAX_SPINS if max_spins is None else int(max_spins)
+
+    def _repr_options(self) -> dict[str, Any]:
+        return {"beta": self.beta, **({"gamma": self.gamma} if self.gamma else {})}
 
     def log_z(self, rbm, beta: float | None = None) -> float:
-        return exact_log_z(rbm, beta=self.beta if beta is None else beta, max_bits=self.max_bits)
+        """log Z at ``beta`` (default the sampler's); with the sampler's ``gamma > 0``, ``log Tr e^{−βH}``."""
+        beta = self.beta if beta is None else check_beta(beta)
+        if self.gamma > 0:
+            from physamp.samplers.quantum_exact import rbm_transverse_field_log_probs
+
+            return rbm_transverse_field_log_probs(rbm, self.gamma, beta, max_spins=self.max_spins)[1]
+        return exact_log_z(rbm, beta=beta, max_bits=self.max_bits)
+
+    def _sample_quantum(self, params: RBMParams, num_samples: int, beta: float, gamma: float):
+        from physamp.samplers.quantum_exact import rbm_transverse_field_log_probs
+
+        log_p, log_trace = rbm_transverse_field_log_probs(params, gamma, beta, max_spins=self.max_spins)
+        dev, n = params.device, params.n_visible + params.n_hidden
+        cdf = torch.cumsum(torch.exp(log_p), 0)
+        u = torch.rand(num_samples, generator=self.generator("cpu"), dtype=torch.float64) * cdf[-1]
+        index = torch.searchsorted(cdf, u).clamp_(max=(1 << n) - 1)
+        x = ((index[:, None] >> torch.arange(n, dtype=torch.int64)) & 1).to(torch.float64).to(dev)
+        info = {"log_z": log_trace, "beta": beta, "gamma": gamma}
+        return x[:, : params.n_visible], x[:, params.n_visible :], info
 
     def _sample(self, params: RBMParams, num_samples: int, initial, **opts) -> tuple[Any, Any, dict]:
+        from physamp.samplers.quantum_exact import check_gamma
+
         beta = opts.get("beta", self.beta)  # a per-call beta is checked by Sampler.sample
+        gamma = check_gamma(opts.get("gamma", self.gamma))
+        if gamma > 0:
+            return self._sample_quantum(params, num_samples, beta, gamma)
         hidden_small, k = _check_size(params.n_visible, params.n_hidden, self.max_bits)
         dev = params.device
         g = self.generator(dev)
