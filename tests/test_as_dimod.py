@@ -136,7 +136,11 @@ def test_non_bipartite_and_bad_input_are_refused_before_sampling():
         ({"num_reads": 0}, ValueError, "num_reads must be a positive integer"),
         ({"num_reads": True}, ValueError, "num_reads must be a positive integer"),
         ({"beta": -1.0}, ValueError, "beta must be a positive finite number"),
-        ({"steps": 3}, ValueError, r"has no parameter\(s\) \['steps'\]; its parameters are: beta, num_reads"),
+        (
+            {"steps": 3},
+            ValueError,
+            r"has no parameter\(s\) \['steps'\]; its parameters are: beta, gamma, num_reads",
+        ),
     ]:
         with pytest.raises(err, match=msg):
             sampler.sample(bqm, **kwargs)
