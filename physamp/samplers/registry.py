@@ -19,6 +19,8 @@ _BUILTIN: dict[str, str] = {
     "neal": "physamp.samplers.neal:NealSampler",
     "dwave": "physamp.samplers.dwave:DWaveBackend",
     "dimod": "physamp.samplers.dimod_backend:DimodBackend",
+    "quantum": "physamp.samplers.quantum:QuantumSampler",
+    "openjij": "physamp.samplers.openjij_backend:OpenJijBackend",
 }
 _REGISTERED: dict[str, Any] = {}
 
