@@ -141,6 +141,50 @@ def test_model_refuses_what_it_cannot_estimate():
         access_time_model(ADVANTAGE, 10, 0)
 
 
+def test_explicit_zero_thermalizations_are_zero_microseconds_at_every_entry_point():
+    """Regression (two copies of the model once disagreed here): an explicit
+    ``programming_thermalization=0`` / ``readout_thermalization=0`` is 0 µs, as the QPU runs it,
+    through ``access_time_model``, the properties estimator, ``SimulatedQPU.estimate_qpu_access_time``
+    and the ``info["timing"]`` of a real call; ``None`` is the default. The cloud client reads a 0
+    as the default: its estimate is higher by exactly the defaults (pinned, so a change there shows)."""
+    from physamp.samplers.qpu_budget import access_time_breakdown
+    from physamp.samplers.simulated_qpu import SimulatedQPU
+
+    # a non-zero default readout thermalization, so that the readout branch is tested too
+    data = {
+        **SimulatedQPU("chimera", 1).properties["problem_timing_data"],
+        "default_readout_thermalization": 20.0,
+    }
+    qpu = SimulatedQPU("chimera", 1, num_sweeps=1, seed=0, properties={"problem_timing_data": data})
+    bqm = dimod.BQM({v: 0.1 for v in qpu.nodelist}, {e: -0.2 for e in qpu.edgelist}, 0.0, "SPIN")
+    n, reads = bqm.num_variables, 7
+    zeros = {"programming_thermalization": 0.0, "readout_thermalization": 0.0, "annealing_time": 20.0}
+
+    parts = access_time_breakdown(data, n, reads, **zeros)
+    no_wait = data["typical_programming_time"] + reads * (
+        20.0 + parts["qpu_readout_time_per_sample"] + data["qpu_delay_time_per_sample"]
+    )
+    assert parts["qpu_programming_time"] == data["typical_programming_time"]
+    assert parts["qpu_delay_time_per_sample"] == data["qpu_delay_time_per_sample"]
+    want = access_time_model(data, n, reads, **zeros)
+    assert want == pytest.approx(no_wait, rel=1e-12)
+    estimate, _ = access_time_estimator(SimpleNamespace(properties={"problem_timing_data": data}))
+    assert estimate(n, reads, zeros) == want
+    assert qpu.estimate_qpu_access_time(n, num_reads=reads, **zeros) == want
+    timing = qpu.sample(bqm, num_reads=reads, **zeros).info["timing"]
+    assert {k: timing[k] for k in parts} == parts
+    assert timing["qpu_access_time"] == want
+
+    defaults = data["default_programming_thermalization"] + reads * data["default_readout_thermalization"]
+    assert defaults > 0.01 * want  # so that reading a 0 as the default is a visible error
+    assert access_time_model(data, n, reads, annealing_time=20.0) == pytest.approx(want + defaults, rel=1e-12)
+    cloud = StructuredSolver.estimate_qpu_access_time(
+        SimpleNamespace(properties={"problem_timing_data": data}), n, num_reads=reads, **zeros
+    )
+    assert cloud == pytest.approx(want + defaults, rel=1e-12)
+    assert cloud != pytest.approx(want, rel=1e-3)
+
+
 def test_estimator_prefers_the_solvers_own_then_the_samplers_then_the_properties():
     props_only = SimpleNamespace(properties={"problem_timing_data": ADVANTAGE})
     est, source = access_time_estimator(props_only)

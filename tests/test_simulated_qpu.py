@@ -435,6 +435,37 @@ def test_timing_info_is_the_estimate_and_the_cloud_clients_formula(family):
     assert 0.05e6 < SimulatedQPU("pegasus").estimate_qpu_access_time(1000, num_reads=1000) < 0.3e6
 
 
+def test_zero_thermalizations_are_one_figure_from_the_estimate_the_call_and_the_budget():
+    """Regression: explicit ``programming_thermalization=0`` and ``readout_thermalization=0``
+    give one figure from ``estimate_qpu_access_time``, the call's ``info["timing"]`` and the
+    budget's ``access_time_model`` (one model), with no thermalization in it; the cloud client
+    (where installed) reads the 0 as its 1000 µs default and is higher by exactly that."""
+    from physamp.samplers.qpu_budget import access_time_model
+
+    qpu = SimulatedQPU("pegasus", shape=2, num_sweeps=1, seed=0)
+    bqm = random_bqm(qpu, seed=3)
+    n, kw = bqm.num_variables, {"num_reads": 40, "programming_thermalization": 0, "readout_thermalization": 0}
+    d = qpu.properties["problem_timing_data"]
+    timing = qpu.sample(bqm, **kw).info["timing"]
+    estimate = qpu.estimate_qpu_access_time(n, **kw)
+    assert timing["qpu_access_time"] == estimate
+    assert estimate == access_time_model(d, n, **kw)
+    assert timing["qpu_programming_time"] == d["typical_programming_time"]
+    assert timing["qpu_delay_time_per_sample"] == d["qpu_delay_time_per_sample"]
+    default = qpu.estimate_qpu_access_time(n, num_reads=40)
+    assert default - estimate == pytest.approx(d["default_programming_thermalization"], rel=1e-12)
+    cloud_solver = pytest.importorskip("dwave.cloud.solver")
+    from dwave.cloud.testing.mocks import structured_solver_data
+
+    cloud = cloud_solver.StructuredSolver(
+        client=None, data=structured_solver_data(properties=dict(qpu.properties))
+    )
+    assert cloud.estimate_qpu_access_time(n, **kw) == pytest.approx(default, rel=1e-12)
+    assert cloud.estimate_qpu_access_time(n, **{**kw, "programming_thermalization": 1e-9}) == pytest.approx(
+        estimate, rel=1e-12
+    )
+
+
 # --- Ocean code, unchanged ------------------------------------------------------------------------
 def test_embedding_composite_samples_a_non_native_problem():
     from dwave.system import EmbeddingComposite

@@ -71,6 +71,7 @@ __all__ = [
     "LedgerWarning",
     "QPULedger",
     "access_time_model",
+    "access_time_breakdown",
     "access_time_estimator",
     "check_budget",
     "cost_report",
@@ -138,34 +139,57 @@ def _field(data: Mapping[str, Any], name: str):
         raise ValueError(f"problem_timing_data has no field {name!r}, which the timing model needs") from None
 
 
-def access_time_model(
+def _given(value) -> bool:
+    """A parameter the caller set: not None and, for a sequence or mapping, not empty."""
+    if value is None:
+        return False
+    try:
+        return len(value) > 0
+    except TypeError:
+        return True
+
+
+def access_time_breakdown(
     timing_data: Mapping[str, Any],
     num_qubits: int,
     num_reads: int = 1,
     *,
     annealing_time: float | None = None,
-    anneal_schedule: list | None = None,
+    anneal_schedule: Any = None,
     initial_state: Any = None,
     reinitialize_state: bool = False,
     programming_thermalization: float | None = None,
     readout_thermalization: float | None = None,
     reduce_intersample_correlation: bool = False,
-) -> float:
-    """Estimated QPU access time (µs) of one call, from a solver's ``problem_timing_data``.
+) -> dict[str, float]:
+    """The QPU timing of one call (µs, in the QPU's ``info["timing"]`` key names), from a
+    solver's ``problem_timing_data``: physamp's one copy of the timing model (versions 1.0.x).
 
-    The model (timing model versions 1.0.x)::
+    With ``n = num_qubits`` and ``R = num_reads``::
 
-        access = programming + num_reads * per_read
-        programming = typical_programming_time + programming_thermalization (+ a reverse-anneal delta)
-        per_read = anneal + readout(num_qubits) + qpu_delay_time_per_sample (+ a reverse-anneal delta)
-                   + max(readout_thermalization, decorrelation)
+        qpu_anneal_time_per_sample  = annealing_time, else the last time of anneal_schedule,
+                                      else default_annealing_time
+        qpu_readout_time_per_sample = readout model at n: readout_time_model_parameters are
+                                      qubit counts then times, interpolated linearly
+                                      ("pwl_linear") or in log-log space ("pwl_log_log"),
+                                      flat outside the points (n < 1 counts as 1)
+        qpu_delay_time_per_sample   = qpu_delay_time_per_sample (+ a reverse-anneal delta)
+                                      + max(readout_thermalization, decorrelation)
+        qpu_sampling_time           = R * (anneal + readout + delay)
+        qpu_programming_time        = typical_programming_time (+ a reverse-anneal delta)
+                                      + programming_thermalization
+        qpu_access_time             = qpu_sampling_time + qpu_programming_time
 
-    ``anneal`` is ``annealing_time``, the last time of ``anneal_schedule``, else
-    ``default_annealing_time``; ``readout`` interpolates ``readout_time_model_parameters``
-    (first half: qubit counts, second half: times) linearly, or in log-log space for
-    ``readout_time_model == "pwl_log_log"``; ``decorrelation`` (only with
-    ``reduce_intersample_correlation``) grows linearly with the anneal time over
-    ``decorrelation_time_range`` up to ``decorrelation_max_nominal_anneal_time``.
+    ``decorrelation`` (only with ``reduce_intersample_correlation``) grows linearly with the
+    anneal time over ``decorrelation_time_range`` up to ``decorrelation_max_nominal_anneal_time``.
+    A reverse anneal is an ``anneal_schedule`` starting at s = 1; its deltas are the
+    ``reverse_annealing_{with,without}_reinit_*`` fields (``reinitialize_state``).
+
+    A thermalization that is ``None`` takes its ``default_*`` field; an explicit 0 is 0 µs,
+    as the QPU runs it. (The cloud client's ``Solver.estimate_qpu_access_time`` reads a 0 as
+    "use the default", so for ``programming_thermalization=0`` it is higher by
+    ``default_programming_thermalization``; everywhere else the two agree to rounding.)
+    Only the parameters above are read; the caller validates their ranges.
 
     Raises:
         ValueError: a field is missing, the model version or readout model is not supported,
@@ -178,27 +202,25 @@ def access_time_model(
     version = str(_field(timing_data, "version"))
     if not version.startswith("1.0."):
         raise ValueError(f"timing model version {version!r} is not supported (only 1.0.x)")
-    if anneal_schedule and annealing_time:
-        raise ValueError("give annealing_time or anneal_schedule, not both")
-    reverse = bool(anneal_schedule) and anneal_schedule[0][1] == 1
-    if reverse and not initial_state:
+    if _given(anneal_schedule) and annealing_time is not None:
+        raise ValueError("set only one of anneal_schedule or annealing_time, not both (as the QPU requires)")
+    reverse = _given(anneal_schedule) and float(anneal_schedule[0][1]) == 1.0
+    if reverse and not _given(initial_state):
         raise ValueError("a reverse anneal (anneal_schedule starting at s = 1) needs an initial_state")
-    if isinstance(num_qubits, bool) or not isinstance(num_qubits, int) or num_qubits < 1:
-        raise ValueError(f"num_qubits must be a positive int, got {num_qubits!r}")
-    if isinstance(num_reads, bool) or not isinstance(num_reads, int) or num_reads < 1:
-        raise ValueError(f"num_reads must be a positive int, got {num_reads!r}")
 
     prog_delta = delay_delta = 0.0
     if reverse:
         which = "with" if reinitialize_state else "without"
         prog_delta = float(_field(timing_data, f"reverse_annealing_{which}_reinit_prog_time_delta"))
         delay_delta = float(_field(timing_data, f"reverse_annealing_{which}_reinit_delay_time_delta"))
-    thermal = programming_thermalization or float(_field(timing_data, "default_programming_thermalization"))
-    programming = float(_field(timing_data, "typical_programming_time")) + prog_delta + thermal
+    if programming_thermalization is None:
+        programming_thermalization = _field(timing_data, "default_programming_thermalization")
+    programming = float(_field(timing_data, "typical_programming_time")) + prog_delta
+    programming += float(programming_thermalization)
 
-    if annealing_time:
+    if annealing_time is not None:
         anneal = float(annealing_time)
-    elif anneal_schedule:
+    elif _given(anneal_schedule):
         anneal = float(anneal_schedule[-1][0])
     else:
         anneal = float(_field(timing_data, "default_annealing_time"))
@@ -208,24 +230,52 @@ def access_time_model(
         raise ValueError("readout_time_model_parameters must have an even length (qubit counts, then times)")
     counts, times = params[: len(params) // 2], params[len(params) // 2 :]
     kind = _field(timing_data, "readout_time_model")
+    n = max(int(num_qubits), 1)
     if kind == "pwl_log_log":
-        readout = 10.0 ** float(np.interp(math.log10(num_qubits), counts, times))
+        readout = 10.0 ** float(np.interp(math.log10(n), counts, times))
     elif kind == "pwl_linear":
-        readout = float(np.interp(num_qubits, counts, times))
+        readout = float(np.interp(n, counts, times))
     else:
         raise ValueError(f"readout_time_model {kind!r} is not supported (pwl_log_log or pwl_linear)")
 
-    readout_thermal = readout_thermalization or float(_field(timing_data, "default_readout_thermalization"))
+    if readout_thermalization is None:
+        readout_thermalization = _field(timing_data, "default_readout_thermalization")
     decorrelation = 0.0
     if reduce_intersample_correlation:
         lo, hi = _field(timing_data, "decorrelation_time_range")
         top = float(_field(timing_data, "decorrelation_max_nominal_anneal_time"))
-        decorrelation = float(lo) + (float(hi) - float(lo)) * anneal / top
-    per_read = (
-        anneal + readout + float(_field(timing_data, "qpu_delay_time_per_sample")) + delay_delta
-        + max(readout_thermal, decorrelation)
-    )  # fmt: skip
-    return programming + num_reads * per_read
+        decorrelation = anneal / top * (float(hi) - float(lo)) + float(lo)
+    qpu_delay = float(_field(timing_data, "qpu_delay_time_per_sample"))
+    wait = max(float(readout_thermalization), decorrelation)
+    sampling = num_reads * (anneal + readout + qpu_delay + delay_delta + wait)  # the cloud client's order
+    return {
+        "qpu_access_time": sampling + programming,
+        "qpu_programming_time": programming,
+        "qpu_sampling_time": sampling,
+        "qpu_anneal_time_per_sample": anneal,
+        "qpu_readout_time_per_sample": readout,
+        "qpu_delay_time_per_sample": qpu_delay + delay_delta + wait,
+    }
+
+
+def access_time_model(
+    timing_data: Mapping[str, Any], num_qubits: int, num_reads: int = 1, **parameters: Any
+) -> float:
+    """Estimated QPU access time (µs) of one call, from a solver's ``problem_timing_data``:
+    ``access_time_breakdown(...)["qpu_access_time"]`` after checking that ``num_qubits`` and
+    ``num_reads`` are positive ints. ``parameters`` are the keyword-only parameters of
+    :func:`access_time_breakdown` (which states the model).
+
+    Raises:
+        ValueError: a bad count, a missing field, an unsupported model version or readout
+            model, or conflicting parameters.
+        TypeError: a keyword the model does not read.
+    """
+    if isinstance(num_qubits, bool) or not isinstance(num_qubits, int) or num_qubits < 1:
+        raise ValueError(f"num_qubits must be a positive int, got {num_qubits!r}")
+    if isinstance(num_reads, bool) or not isinstance(num_reads, int) or num_reads < 1:
+        raise ValueError(f"num_reads must be a positive int, got {num_reads!r}")
+    return access_time_breakdown(timing_data, num_qubits, num_reads, **parameters)["qpu_access_time"]
 
 
 #: ``estimate(num_qubits, num_reads, solver_parameters) -> µs``

@@ -99,10 +99,11 @@ Timing
 Every sampleset carries ``info["timing"]`` in the QPU's key names (microseconds)
 and ``info["problem_id"]`` (a uuid4). The model is the cloud client's
 ``StructuredSolver.estimate_qpu_access_time`` applied to
-``properties["problem_timing_data"]``; :meth:`SimulatedQPU.estimate_qpu_access_time`
-computes the same number before a call, and ``info["timing"]["qpu_access_time"]``
-of the call equals it exactly (``num_qubits`` = the number of variables of the
-programmed BQM). With ``n`` qubits, ``R`` reads::
+``properties["problem_timing_data"]``, computed by physamp's one copy of it,
+:func:`physamp.samplers.qpu_budget.access_time_breakdown` (which the QPU budget uses too);
+:meth:`SimulatedQPU.estimate_qpu_access_time` computes the same number before a call,
+and ``info["timing"]["qpu_access_time"]`` of the call equals it exactly
+(``num_qubits`` = the number of variables of the programmed BQM). With ``n`` qubits, ``R`` reads::
 
     qpu_anneal_time_per_sample   = annealing_time (or the schedule's last time; default_annealing_time)
     qpu_readout_time_per_sample  = readout model at n (pwl_log_log: 10 ** interp(log10 n, q, t))
@@ -117,8 +118,10 @@ programmed BQM). With ``n`` qubits, ``R`` reads::
 ``post_processing_overhead_time`` are reported with fixed, documented values
 (:data:`OVERHEAD_TIMES`, plus 0.1 µs per read of post-processing) and are not part
 of ``qpu_access_time``. One difference from the cloud client's estimate: an explicit
-``programming_thermalization=0`` or ``readout_thermalization=0`` counts as 0 here
-(the cloud client reads a 0 as "use the default").
+``programming_thermalization=0`` or ``readout_thermalization=0`` counts as 0 µs here,
+as the QPU runs it (the cloud client reads a 0 as "use the default", so its estimate
+is higher by ``default_programming_thermalization``; the default readout
+thermalization is 0, so there the two agree).
 
 Graphs
 ------
@@ -158,6 +161,7 @@ from typing import Any
 import dimod
 import numpy as np
 
+from physamp.samplers.qpu_budget import access_time_breakdown
 from physamp.seeding import derive_seed
 
 __all__ = [
@@ -364,20 +368,6 @@ def _num_qubits(family: str, shape: tuple[int, ...]) -> int:
     return 4 * t * m * (2 * m + 1)
 
 
-def _readout_time(data: Mapping[str, Any], num_qubits: int) -> float:
-    params = list(data["readout_time_model_parameters"])
-    if len(params) % 2:
-        raise ValueError("problem_timing_data's readout_time_model_parameters must have an even length")
-    q, t = params[: len(params) // 2], params[len(params) // 2 :]
-    model = data["readout_time_model"]
-    n = max(int(num_qubits), 1)  # the piecewise-linear models are flat below their first point
-    if model == "pwl_log_log":
-        return float(10 ** np.interp(math.log10(n), q, t))
-    if model == "pwl_linear":
-        return float(np.interp(n, q, t))
-    raise ValueError(f"unsupported readout_time_model {model!r} (use 'pwl_log_log' or 'pwl_linear')")
-
-
 class SimulatedQPU(dimod.Sampler, dimod.Structured):
     """A Boltzmann-sampling stand-in for ``DWaveSampler``; see the module docstring.
 
@@ -568,61 +558,16 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
         return f"SimulatedQPU({self.family!r}, shape={self.shape}{missing})"
 
     # --- timing ------------------------------------------------------------------------------
-    def _timing(
-        self,
-        num_qubits: int,
-        num_reads: int = 1,
-        annealing_time: float | None = None,
-        anneal_schedule: Sequence[Sequence[float]] | None = None,
-        initial_state=None,
-        reverse_anneal: bool = False,
-        reinitialize_state: bool = False,
-        programming_thermalization: float | None = None,
-        readout_thermalization: float | None = None,
-        reduce_intersample_correlation: bool = False,
-    ) -> dict[str, float]:
-        if anneal_schedule is not None and annealing_time is not None:
-            raise ValueError("set only one of anneal_schedule or annealing_time (as the QPU requires)")
-        reverse = bool(anneal_schedule) and float(anneal_schedule[0][1]) == 1.0
-        if reverse and initial_state is None:
-            raise ValueError(
-                "anneal_schedule starts at s = 1 (a reverse anneal), which needs an initial_state"
-            )
-        d = self.properties["problem_timing_data"]
-        ra_prog = ra_delay = 0.0
-        if reverse:
-            key = "with" if reinitialize_state else "without"
-            ra_prog = d[f"reverse_annealing_{key}_reinit_prog_time_delta"]
-            ra_delay = d[f"reverse_annealing_{key}_reinit_delay_time_delta"]
-        pt = (
-            d["default_programming_thermalization"]
-            if programming_thermalization is None
-            else programming_thermalization
-        )
-        programming = d["typical_programming_time"] + ra_prog + pt
-        if annealing_time is not None:
-            anneal = float(annealing_time)
-        elif anneal_schedule:
-            anneal = float(anneal_schedule[-1][0])
-        else:
-            anneal = float(d["default_annealing_time"])
-        readout = _readout_time(d, num_qubits)
-        rt = d["default_readout_thermalization"] if readout_thermalization is None else readout_thermalization
-        decorrelation = 0.0
-        if reduce_intersample_correlation:
-            lo, hi = d["decorrelation_time_range"]
-            decorrelation = anneal / d["decorrelation_max_nominal_anneal_time"] * (hi - lo) + lo
-        wait = max(rt, decorrelation)
-        per_read = anneal + readout + d["qpu_delay_time_per_sample"] + ra_delay + wait  # the cloud's order
-        sampling = num_reads * per_read
+    def _timing(self, num_qubits: int, num_reads: int = 1, **parameters: Any) -> dict[str, float]:
+        """``info["timing"]`` of a call: the QPU part from the one timing model,
+        :func:`physamp.samplers.qpu_budget.access_time_breakdown` (``parameters`` are its
+        keyword parameters), on this solver's ``problem_timing_data``, plus the fixed
+        overheads (not part of ``qpu_access_time``)."""
+        data = self.properties["problem_timing_data"]
+        timing = access_time_breakdown(data, num_qubits, num_reads, **parameters)
         post = _POST_PROCESSING_PER_READ * num_reads
         return {
-            "qpu_access_time": sampling + programming,
-            "qpu_programming_time": programming,
-            "qpu_sampling_time": sampling,
-            "qpu_anneal_time_per_sample": anneal,
-            "qpu_readout_time_per_sample": readout,
-            "qpu_delay_time_per_sample": d["qpu_delay_time_per_sample"] + ra_delay + wait,
+            **timing,
             "qpu_access_overhead_time": OVERHEAD_TIMES["qpu_access_overhead_time"],
             "total_post_processing_time": post + OVERHEAD_TIMES["post_processing_overhead_time"],
             "post_processing_overhead_time": OVERHEAD_TIMES["post_processing_overhead_time"],
@@ -644,16 +589,20 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
     ) -> float:
         """QPU access time (µs) of a call with these parameters on a problem of ``num_qubits``
         qubits: the cloud client's ``StructuredSolver.estimate_qpu_access_time`` on this
-        solver's ``problem_timing_data``, and exactly ``info["timing"]["qpu_access_time"]`` of
-        that call (``num_qubits`` = the BQM's number of variables). Other keyword arguments
-        (solver parameters that take no time) are accepted and ignored, as the cloud client does.
+        solver's ``problem_timing_data`` (but an explicit 0 thermalization is 0 µs; see the
+        module docstring), and exactly ``info["timing"]["qpu_access_time"]`` of that call
+        (``num_qubits`` = the BQM's number of variables). Other keyword arguments
+        (solver parameters that take no time) are accepted and ignored, as the cloud client does;
+        so is ``reverse_anneal`` (a reverse anneal is read from ``anneal_schedule``).
         """
         _check_int("num_qubits", num_qubits, 0)
         _check_int("num_reads", num_reads, 1)
         return self._timing(
-            num_qubits, num_reads, annealing_time, anneal_schedule, initial_state, reverse_anneal,
-            reinitialize_state, programming_thermalization, readout_thermalization,
-            reduce_intersample_correlation,
+            num_qubits, num_reads, annealing_time=annealing_time, anneal_schedule=anneal_schedule,
+            initial_state=initial_state, reinitialize_state=reinitialize_state,
+            programming_thermalization=programming_thermalization,
+            readout_thermalization=readout_thermalization,
+            reduce_intersample_correlation=reduce_intersample_correlation,
         )["qpu_access_time"]  # fmt: skip
 
     # --- checks ------------------------------------------------------------------------------
