@@ -80,21 +80,14 @@ True
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import math
-import os
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from physamp.samplers._kernels import CompiledKernel
 
 __all__ = ["Int32Bernoulli", "Int16Bernoulli", "compiled_status", "exact_draw"]
 
@@ -706,47 +699,12 @@ double ps_exp_error(float lo, float hi, uint32_t step) {
 int ps_vector_width(void) { return PS_AVX2 ? 8 : 1; }
 """
 
-_compile_lock = threading.Lock()
-_compiled_lib: Any = None
-_compiled_reason = "not tried yet"
+
+def _describe(lib) -> str:
+    return "AVX2, 8 lanes" if lib.ps_vector_width() == 8 else "scalar"
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("PHYSAMP_KERNEL_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
-    return Path(base) / "physamp" / "kernels"
-
-
-def _cpu_identity() -> str:
-    """What -march=native compiles for: the CPU's model and flags (a cache on a shared disk stays safe)."""
-    text = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [ln for ln in f.read().splitlines() if ln.startswith(("model name", "flags", "Features"))]
-        text += "\n".join(sorted(set(lines)))
-    except OSError:
-        pass
-    return text
-
-
-def _build(cc: str, out: Path) -> None:
-    """Compile the kernel into ``out`` (atomically: a temporary file, then a rename)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        src = Path(tmp) / "bernoulli.c"
-        src.write_text(_C_SOURCE)
-        so = Path(tmp) / out.name
-        errors = []
-        for arch in (["-march=native"], []):
-            cmd = [cc, "-O3", *arch, "-fno-trapping-math", "-fPIC", "-shared", "-o", str(so), str(src), "-lm"]
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-            if r.returncode == 0:
-                os.replace(so, out)
-                return
-            errors.append(r.stderr.strip().splitlines()[-1:] or [f"exit {r.returncode}"])
-        raise RuntimeError(f"{cc} failed: {errors}")
+_KERNEL = CompiledKernel("bernoulli", _C_SOURCE, lambda path: _load(path), what="Bernoulli draw")
 
 
 def _load(path: Path):
@@ -775,63 +733,14 @@ def _load(path: Path):
 
 
 def _compiled():
-    """The loaded kernel, or None (and the reason in ``_compiled_reason``)."""
-    global _compiled_lib, _compiled_reason
-    if _compiled_lib is not None or _compiled_reason != "not tried yet":
-        return _compiled_lib
-    with _compile_lock:
-        if _compiled_lib is not None or _compiled_reason != "not tried yet":
-            return _compiled_lib
-        if os.environ.get("PHYSAMP_COMPILED_DRAW", "1").strip().lower() in ("0", "false", "no", "off"):
-            _compiled_reason = "turned off by PHYSAMP_COMPILED_DRAW"
-            return None
-        if sys.byteorder != "little":
-            _compiled_reason = "needs a little-endian CPU"
-            return None
-        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if not cc:
-            _compiled_reason = "no C compiler (cc, gcc, clang or $CC) on PATH"
-            return None
-        try:
-            exe = shutil.which(cc) or cc
-            st = os.stat(os.path.realpath(exe))  # the compiler binary itself: a new one gives a new key
-            compiler = f"{os.path.realpath(exe)}:{st.st_size}:{st.st_mtime_ns}"
-            digest = hashlib.sha256(
-                "\0".join([_C_SOURCE, compiler, _cpu_identity(), platform.machine()]).encode()
-            ).hexdigest()[:16]
-            path = _cache_dir() / f"bernoulli-{digest}.so"
-            if not path.exists():
-                try:
-                    _build(cc, path)
-                except OSError:  # the cache is not writable: a private directory of this process
-                    # (mkdtemp: created by us, mode 0700; never a predictable shared path whose file
-                    # another user could have planted)
-                    path = Path(tempfile.mkdtemp(prefix="physamp-kernels-")) / path.name
-                    _build(cc, path)
-            try:
-                _compiled_lib = _load(path)
-            except Exception:  # a stale or foreign file under our name: build it again, once
-                path.unlink(missing_ok=True)
-                _build(cc, path)
-                _compiled_lib = _load(path)
-            width = _compiled_lib.ps_vector_width()
-            _compiled_reason = f"compiled ({'AVX2, 8 lanes' if width == 8 else 'scalar'}) at {path}"
-        except Exception as e:  # whatever went wrong, the torch path draws the same numbers
-            _compiled_lib = None
-            _compiled_reason = f"could not build or load the kernel: {e}"
-            warnings.warn(
-                f"physamp: the compiled Bernoulli draw is not available ({_compiled_reason}); "
-                "using the torch path (the same draws, slower)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return _compiled_lib
+    """The loaded kernel, or None (and the reason in ``compiled_status()``)."""
+    return _KERNEL.lib(_describe)
 
 
 def compiled_status() -> str:
     """Whether the CPU draws run in the compiled kernel: ``"compiled (...) at PATH"`` or why not."""
     _compiled()
-    return _compiled_reason
+    return _KERNEL.reason
 
 
 # ---------------------------------------------------------------------------------------------
@@ -879,7 +788,7 @@ class Int32Bernoulli:
         if compiled is not False and self.np_rng is not None:
             self._lib = _compiled()
         if compiled is True and self._lib is None:
-            why = _compiled_reason if self.np_rng is not None else f"the kernel runs on the CPU, not {device}"
+            why = _KERNEL.reason if self.np_rng is not None else f"the kernel runs on the CPU, not {device}"
             raise RuntimeError(f"compiled=True, but the compiled Bernoulli draw is not available: {why}")
         self._words: torch.Tensor | None = None  # buffer for torch-generated words
         self._acc: np.ndarray | None = None  # the AIS kernel's per-run sums
