@@ -91,3 +91,25 @@ def test_bad_input():
         sample_periodic_chains(torch.zeros(3, 2), 1.0, noise=torch.zeros(2, 2))
     with pytest.raises(TypeError, match="floating-point"):
         sample_periodic_chains(torch.zeros(3, 2, dtype=torch.int64), 1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_and_torch_paths_draw_the_same_worldlines(monkeypatch, dtype):
+    """The compiled kernel and the torch operations, from the same generator: the same draws (they
+    could differ only where a uniform falls within rounding of a threshold)."""
+    from physamp.samplers import worldlines
+
+    if worldlines._KERNEL.lib() is None:
+        pytest.skip(f"no compiled kernel here: {worldlines.compiled_status()}")
+    g = torch.Generator().manual_seed(4)
+    # the sampler's layout: (units, M, chains) buffers, passed as (M, units, chains) views
+    logits = (torch.randn(40, 9, 300, generator=g, dtype=dtype) * 2).permute(1, 0, 2)
+    draws = {}
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(worldlines._KERNEL, "lib", lambda *a: None)
+        out = torch.empty(40, 9, 300, dtype=dtype).permute(1, 0, 2)
+        sample_periodic_chains(logits, 0.6, generator=torch.Generator().manual_seed(8), out=out)
+        draws[compiled] = out
+    assert torch.equal(draws[True], draws[False])
+    assert 0.2 < float(draws[True].mean()) < 0.8

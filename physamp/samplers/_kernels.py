@@ -55,7 +55,8 @@ class CompiledKernel:
     """One C kernel: ``source`` compiled to ``<stem>-<digest>.so`` and loaded by ``loader(path)``.
 
     ``loader`` declares the ctypes signatures and may check the library (raising if it is wrong);
-    ``flags`` are added to ``-O3 [-march=native] -fPIC -shared``; ``what`` names the kernel in the
+    ``flags`` are added to ``-O3 <variant> -fPIC -shared``, with the ``variants`` tried in order
+    until one compiles (default ``-march=native``, then nothing); ``what`` names the kernel in the
     warning a failed build gives.
     """
 
@@ -66,10 +67,12 @@ class CompiledKernel:
         loader: Callable[[Path], Any],
         *,
         flags: Sequence[str] = ("-fno-trapping-math",),
+        variants: Sequence[Sequence[str]] = (("-march=native",), ()),
         what: str = "kernel",
     ):
         self.stem, self.source, self.loader = stem, source, loader
         self.flags, self.what = tuple(flags), what
+        self.variants = tuple(tuple(v) for v in variants)
         self._lib: Any = None
         self.reason = "not tried yet"
         self._lock = threading.Lock()
@@ -82,8 +85,8 @@ class CompiledKernel:
             src.write_text(self.source)
             so = Path(tmp) / out.name
             errors = []
-            for arch in (["-march=native"], []):
-                cmd = [cc, "-O3", *arch, *self.flags, "-fPIC", "-shared", "-o", str(so), str(src), "-lm"]
+            for variant in self.variants:  # the first that compiles
+                cmd = [cc, "-O3", *variant, *self.flags, "-fPIC", "-shared", "-o", str(so), str(src), "-lm"]
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
                 if r.returncode == 0:
                     os.replace(so, out)
@@ -112,7 +115,8 @@ class CompiledKernel:
                 exe = shutil.which(cc) or cc
                 st = os.stat(os.path.realpath(exe))  # the compiler binary itself: a new one gives a new key
                 compiler = f"{os.path.realpath(exe)}:{st.st_size}:{st.st_mtime_ns}"
-                key = "\0".join([self.source, compiler, _cpu_identity(), platform.machine(), *self.flags])
+                parts = [self.source, compiler, _cpu_identity(), platform.machine(), *self.flags]
+                key = "\0".join(parts + [" ".join(v) for v in self.variants])
                 path = cache_dir() / f"{self.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
                 if not path.exists():
                     try:

@@ -25,14 +25,32 @@ The draw is exact for any ``J⊥``: the update does not slow down as ``M`` grows
 moves on worldlines, whose flips of a whole worldline become rare as ``J⊥`` grows with ``M``.
 Everything is vectorised over the trailing (batch) dimensions; the loop runs over the ``M`` slices.
 ``J⊥ = ∞`` (Γ = 0) ties all slices together: one classical draw with log-odds ``Σ_k a_k``.
+
+Paths
+-----
+On the CPU the uniforms are 32-bit halves of numpy SFC64 words (a generator seeded from the
+caller's torch generator on every call, so the torch generator's state is the whole state), in
+the order unit-block by unit-block, slice by slice, chain by chain. A small C kernel
+(:mod:`physamp.samplers._kernels`: compiled on first use, ``PHYSAMP_COMPILED_DRAW=0`` turns it
+off) runs both passes in one sweep over each unit's ``M × N`` block, in float64 with the
+messages as probabilities (four chains at a time through glibc's vector ``exp``/``log`` where
+present); the torch operations compute the same draws from the same uniforms in the log domain
+(float32 or float64) when the kernel is not there, and on other devices with ``torch.rand``.
+The two paths can differ only where a uniform falls within rounding of a threshold (tested:
+none in 10⁶ draws). Measured on one thread of the 2-core development machine: 0.6 ms a slice for
+784 units × 100 chains in the kernel, against about 4 ms in torch operations.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import numbers
 
+import numpy as np
 import torch
+
+from physamp.samplers._kernels import CompiledKernel
 
 __all__ = ["trotter_coupling", "ring_log_odds", "sample_periodic_chains"]
 
@@ -113,6 +131,182 @@ def ring_log_odds(logits: torch.Tensor, coupling: float) -> torch.Tensor:
     return _ring_odds_from(_forward(logits, 2.0 * coupling), 2.0 * coupling)
 
 
+_C_SOURCE = r"""
+/* physamp's exact periodic-chain draw (forward filtering with x0 clamped to 0 and 1, backward
+   sampling); the algorithm is described in physamp/samplers/worldlines.py. */
+#include <math.h>
+#include <stdint.h>
+#ifdef PW_MVEC /* glibc's libmvec: four-lane exp and log, so the chain loops vectorise */
+#pragma omp declare simd notinbranch
+extern double exp(double);
+#pragma omp declare simd notinbranch
+extern double log(double);
+#endif
+
+static inline uint64_t sfc_next(uint64_t *s) { /* numpy's SFC64 step on numpy's state words */
+    const uint64_t tmp = s[0] + s[1] + s[3]++;
+    s[0] = s[1] ^ (s[1] >> 11);
+    s[1] = s[2] + (s[2] << 3);
+    s[2] = ((s[2] << 24) | (s[2] >> 40)) + tmp;
+    return tmp;
+}
+
+#define FFBS(NAME, REAL)                                                                           \
+void NAME(const REAL *a, int64_t sMa, int64_t sBa, REAL *x, int64_t sMx, int64_t sBx, int64_t M,   \
+          int64_t B, int64_t N, double t, uint64_t *state, double *work) {                         \
+    /* work: 2 M N messages, M N uniforms, 2 N */                                                  \
+    double *p0 = work, *p1 = work + M * N, *U = work + 2 * M * N, *D = U + M * N, *xn = D + N;     \
+    const double omt = 1.0 - t, scale = 1.0 / 4294967296.0;                                        \
+    const int64_t MN = M * N;                                                                      \
+    for (int64_t b = 0; b < B; b++) {                                                              \
+        for (int64_t i = 0; i + 1 < MN; i += 2) {                                                  \
+            const uint64_t w = sfc_next(state);                                                    \
+            U[i] = ((double)(uint32_t)w + 0.5) * scale;                                            \
+            U[i + 1] = ((double)(uint32_t)(w >> 32) + 0.5) * scale;                                \
+        }                                                                                          \
+        if (MN & 1) U[MN - 1] = ((double)(uint32_t)sfc_next(state) + 0.5) * scale;                 \
+        for (int64_t j = 0; j < N; j++) { p0[j] = 0.0; p1[j] = 1.0; D[j] = 0.0; }                  \
+        for (int64_t k = 1; k < M; k++) {                                                          \
+            const REAL *ak = a + k * sMa + b * sBa;                                                \
+            const double *q0p = p0 + (k - 1) * N, *q1p = p1 + (k - 1) * N;                         \
+            double *q0c = p0 + k * N, *q1c = p1 + k * N;                                           \
+            _Pragma("omp simd")                                                                    \
+            for (int64_t j = 0; j < N; j++) {                                                      \
+                const double av = (double)ak[j], e = exp(-fabs(av));                               \
+                const int pos = av >= 0.0;                                                         \
+                double q = q0p[j], b1 = t + q * omt, b0 = 1.0 - q * omt;                           \
+                double A1 = pos ? b1 : b1 * e, A0 = pos ? b0 * e : b0;                             \
+                const double s0 = A0 + A1;                                                         \
+                q0c[j] = A1 / s0;                                                                  \
+                q = q1p[j]; b1 = t + q * omt; b0 = 1.0 - q * omt;                                  \
+                A1 = pos ? b1 : b1 * e; A0 = pos ? b0 * e : b0;                                    \
+                const double s1 = A0 + A1;                                                         \
+                q1c[j] = A1 / s1;                                                                  \
+                D[j] += log(s1 / s0);                                                              \
+            }                                                                                      \
+        }                                                                                          \
+        const REAL *a0 = a + b * sBa;                                                              \
+        const double *q0l = p0 + (M - 1) * N, *q1l = p1 + (M - 1) * N;                             \
+        REAL *x0 = x + b * sBx;                                                                    \
+        _Pragma("omp simd")                                                                        \
+        for (int64_t j = 0; j < N; j++) {                                                          \
+            const double c1 = q1l[j] + (1.0 - q1l[j]) * t, c0 = (1.0 - q0l[j]) + q0l[j] * t;       \
+            double lam = (double)a0[j] + D[j] + log(c1 / c0);                                      \
+            lam = lam > 700.0 ? 700.0 : (lam < -700.0 ? -700.0 : lam);                             \
+            const double v = U[j] * (1.0 + exp(-lam)) < 1.0 ? 1.0 : 0.0;                           \
+            xn[j] = v; D[j] = v; /* D holds x0 from here on */                                     \
+            x0[j] = (REAL)v;                                                                       \
+        }                                                                                          \
+        for (int64_t k = M - 1; k >= 1; k--) {                                                     \
+            const double *q0 = p0 + k * N, *q1 = p1 + k * N, *uk = U + k * N;                      \
+            REAL *xk = x + k * sMx + b * sBx;                                                      \
+            _Pragma("omp simd")                                                                    \
+            for (int64_t j = 0; j < N; j++) {                                                      \
+                const double p = D[j] > 0.5 ? q1[j] : q0[j];                                       \
+                const double w1 = xn[j] > 0.5 ? 1.0 : t, w0 = xn[j] > 0.5 ? t : 1.0;               \
+                const double num = p * w1, den = num + (1.0 - p) * w0;                             \
+                const double v = uk[j] * den < num ? 1.0 : 0.0;                                    \
+                xn[j] = v;                                                                         \
+                xk[j] = (REAL)v;                                                                   \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+}
+
+FFBS(pw_ffbs_f32, float)
+FFBS(pw_ffbs_f64, double)
+
+int pw_mvec(void) {
+#ifdef PW_MVEC
+    return 1;
+#else
+    return 0;
+#endif
+}
+"""
+
+
+def _load(path):
+    lib = ctypes.CDLL(str(path))
+    i64, vp = ctypes.c_int64, ctypes.c_void_p
+    for fn in (lib.pw_ffbs_f32, lib.pw_ffbs_f64):
+        fn.restype = None
+        fn.argtypes = [vp, i64, i64, vp, i64, i64, i64, i64, i64, ctypes.c_double, vp, vp]
+    lib.pw_mvec.restype, lib.pw_mvec.argtypes = ctypes.c_int, []
+    # check the kernel against the torch path on a small problem before trusting it
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 3, 7, generator=g, dtype=torch.float64) * 2
+    for coupling in (0.0, 0.8):
+        want = _torch_draw(logits, coupling, _uniforms(np.random.SFC64(11), 5, 3, 7, logits.dtype))
+        got = torch.empty_like(logits)
+        _kernel_draw(lib, logits, coupling, np.random.SFC64(11), got)
+        if not torch.equal(got, want):
+            raise RuntimeError("its draws differ from the torch path's")
+    return lib
+
+
+_KERNEL = CompiledKernel(
+    "worldlines",
+    _C_SOURCE,
+    _load,
+    flags=("-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"),
+    variants=(("-march=native", "-DPW_MVEC"), ("-march=native",), ()),
+    what="periodic-chain draw",
+)
+
+
+def compiled_status() -> str:
+    """Whether the CPU draws run in the compiled kernel: ``"compiled (...) at PATH"`` or why not."""
+    _KERNEL.lib(_describe)
+    return _KERNEL.reason
+
+
+def _describe(lib) -> str:
+    return "vector exp/log" if lib.pw_mvec() else "scalar exp/log"
+
+
+def _as_3d(t: torch.Tensor) -> torch.Tensor | None:
+    """``t (M, ...)`` as a ``(M, B, N)`` view with unit stride along N, or None if it has none."""
+    if t.dim() == 1:
+        t = t[:, None, None]
+    elif t.dim() == 2:
+        t = t[:, None, :]
+    elif t.dim() > 3:
+        try:
+            t = t.view(t.shape[0], -1, t.shape[-1])
+        except RuntimeError:
+            return None
+    return t if t.stride(2) == 1 or t.shape[2] == 1 else None
+
+
+def _uniforms(bitgen: np.random.SFC64, M: int, B: int, N: int, dtype: torch.dtype) -> torch.Tensor:
+    """The kernel's uniforms ``(M, B, N)``: per unit block, ``M·N`` 32-bit halves of SFC64 words."""
+    per = (M * N + 1) // 2
+    words = bitgen.random_raw(B * per).reshape(B, per)
+    halves = words.view(np.uint32).reshape(B, 2 * per)[:, : M * N].astype(np.float64)
+    u = torch.from_numpy((halves + 0.5) / 4294967296.0).view(B, M, N).permute(1, 0, 2)
+    return u if dtype == torch.float64 else u.contiguous()
+
+
+def _kernel_draw(lib, logits3: torch.Tensor, coupling: float, bitgen, out3: torch.Tensor) -> None:
+    M, B, N = logits3.shape
+    work = torch.empty(3 * M * N + 2 * N, dtype=torch.float64)
+    fn = lib.pw_ffbs_f32 if logits3.dtype == torch.float32 else lib.pw_ffbs_f64
+    t = math.exp(-2.0 * coupling)
+    fn(
+        logits3.data_ptr(), logits3.stride(0), logits3.stride(1),
+        out3.data_ptr(), out3.stride(0), out3.stride(1),
+        M, B, N, t, bitgen.ctypes.state_address, work.data_ptr(),
+    )  # fmt: skip
+
+
+def _torch_draw(logits: torch.Tensor, coupling: float, u: torch.Tensor) -> torch.Tensor:
+    """The torch operations' draw from uniforms ``u`` (float64, logits' shape)."""
+    u = u.to(torch.float64)
+    noise = (u.log() - torch.log1p(-u)).to(logits.dtype)
+    return sample_periodic_chains(logits, coupling, noise=noise)
+
+
 def sample_periodic_chains(
     logits: torch.Tensor,
     coupling: float,
@@ -128,8 +322,8 @@ def sample_periodic_chains(
             dimensions are independent chains (units × Markov chains).
         coupling: ``J⊥ >= 0`` between neighbouring slices (slice ``M−1`` next to slice 0);
             ``inf`` ties the slices (Γ = 0).
-        generator: the torch generator of the ``M`` uniforms each chain uses (``x⁰``, then
-            ``x^{M−1} … x¹``).
+        generator: the torch generator that seeds the call's uniforms (``M`` a chain: ``x⁰``, then
+            ``x^{M−1} … x¹``; see Paths above); None uses torch's default generator.
         noise: instead of a generator, the standard logistic draws ``log u − log(1 − u)`` to use,
             same shape as ``logits`` (slice 0's for ``x⁰``, slice ``k``'s for ``x^k``).
         out: optional output tensor of the logits' shape (any dtype).
@@ -139,9 +333,24 @@ def sample_periodic_chains(
     """
     coupling = _check(logits, coupling)
     M = logits.shape[0]
-    if noise is None:
+    if noise is None and logits.device.type != "cpu":  # other devices: torch's own uniforms
         u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
         noise = torch.log1p(-u).neg_().add_(u.log_())  # log u − log(1 − u): a standard logistic draw
+    elif noise is None:
+        seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
+        bitgen = np.random.SFC64(seed)
+        if out is None:
+            out = torch.empty(logits.shape, dtype=logits.dtype)
+        a3, o3 = _as_3d(logits), _as_3d(out)
+        lib = _KERNEL.lib(_describe) if not math.isinf(coupling) else None
+        if lib is not None and a3 is not None and o3 is not None and out.dtype == logits.dtype:
+            if logits.dtype in (torch.float32, torch.float64):
+                _kernel_draw(lib, a3, coupling, bitgen, o3)
+                return out
+        B = int(np.prod(logits.shape[1:-1])) if logits.dim() > 2 else 1
+        N = logits.shape[-1] if logits.dim() > 1 else 1
+        u = _uniforms(bitgen, M, B, N, torch.float64).reshape(logits.shape)
+        noise = (u.log() - torch.log1p(-u)).to(logits.dtype)
     elif noise.shape != logits.shape:
         raise ValueError(f"noise has shape {tuple(noise.shape)}, expected the logits' {tuple(logits.shape)}")
     if out is None:
