@@ -28,22 +28,26 @@ Everything is vectorised over the trailing (batch) dimensions; the loop runs ove
 
 Paths
 -----
-On the CPU the uniforms are 32-bit halves of numpy SFC64 words (a generator seeded from the
-caller's torch generator on every call, so the torch generator's state is the whole state), in
-the order unit-block by unit-block, slice by slice, chain by chain. A small C kernel
-(:mod:`physamp.samplers._kernels`: compiled on first use, ``PHYSAMP_COMPILED_DRAW=0`` turns it
-off) runs both passes in one sweep over each unit's ``M × N`` block, in float64 with the
-messages as probabilities (four chains at a time through glibc's vector ``exp``/``log`` where
-present); the torch operations compute the same draws from the same uniforms in the log domain
-(float32 or float64) when the kernel is not there, and on other devices with ``torch.rand``.
-The two paths can differ only where a uniform falls within rounding of a threshold (tested:
-none in 10⁶ draws). Measured on one thread of the 2-core development machine: 0.6 ms a slice for
-784 units × 100 chains in the kernel, against about 4 ms in torch operations.
+On the CPU the uniforms come from numpy SFC64 words (a generator seeded from the caller's torch
+generator on every call, so the torch generator's state is the whole state): per block of one
+unit's ``M × N`` slices and chains, the 32-bit halves of its words in order, their top 24 bits for
+float32 logits and all 32 for float64. A small C kernel (:mod:`physamp.samplers._kernels`:
+compiled on first use; ``PHYSAMP_COMPILED_DRAW=0`` turns it off) runs both passes over each
+block, in the logits' precision, with each message kept as the pair ``(α(0), α(1))`` normalised
+(sums of positive terms only, so float32 stays accurate however small ``tanh(εΓ)`` is), the
+ring's log-ratio summed in float64, and eight (float32) or four (float64) chains at a time
+through glibc's vector ``exp``/``log`` where it has them. Without the kernel the torch operations
+above compute the same draws from the same uniforms in the log domain; the two paths could differ
+only where a uniform falls within rounding of a threshold (tested: identical on 10⁵ draws). Other
+devices draw ``torch.rand`` uniforms. Measured on one thread of the shared 2-core development
+machine (under load): about 4.5 ns per unit, slice and chain in the kernel, against 9.5 ns for a
+first version that kept the generator's state in memory and 50 ns in torch operations.
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import numbers
 
@@ -136,11 +140,15 @@ _C_SOURCE = r"""
    sampling); the algorithm is described in physamp/samplers/worldlines.py. */
 #include <math.h>
 #include <stdint.h>
-#ifdef PW_MVEC /* glibc's libmvec: four-lane exp and log, so the chain loops vectorise */
+#ifdef PW_MVEC /* glibc's libmvec: vector exp and log, so the chain loops vectorise */
 #pragma omp declare simd notinbranch
 extern double exp(double);
 #pragma omp declare simd notinbranch
 extern double log(double);
+#pragma omp declare simd notinbranch
+extern float expf(float);
+#pragma omp declare simd notinbranch
+extern float logf(float);
 #endif
 
 static inline uint64_t sfc_next(uint64_t *s) { /* numpy's SFC64 step on numpy's state words */
@@ -151,70 +159,88 @@ static inline uint64_t sfc_next(uint64_t *s) { /* numpy's SFC64 step on numpy's 
     return tmp;
 }
 
-#define FFBS(NAME, REAL)                                                                           \
+/* The messages are kept as the pair (P0, P1) = (α(0), α(1)) / (α(0) + α(1)), never as p and 1 − p:
+   every update adds positive terms only, so REAL = float keeps full relative precision even when
+   tanh(εΓ) is far below float's epsilon. The ring's log-ratio is summed in double. */
+/* uniforms in (0, 1) from 32-bit halves: 24 bits for float, all 32 for double */
+#define UNIFORM_F32(h) (((float)((h) >> 8) + 0.5f) * (1.0f / 16777216.0f))
+#define UNIFORM_F64(h) (((double)(h) + 0.5) * (1.0 / 4294967296.0))
+
+#define FFBS(NAME, REAL, EXP, LOG, UNIFORM)                                                        \
 void NAME(const REAL *a, int64_t sMa, int64_t sBa, REAL *x, int64_t sMx, int64_t sBx, int64_t M,   \
-          int64_t B, int64_t N, double t, uint64_t *state, double *work) {                         \
-    /* work: 2 M N messages, M N uniforms, 2 N */                                                  \
-    double *p0 = work, *p1 = work + M * N, *U = work + 2 * M * N, *D = U + M * N, *xn = D + N;     \
-    const double omt = 1.0 - t, scale = 1.0 / 4294967296.0;                                        \
+          int64_t B, int64_t N, double td, uint64_t *state, REAL *work, double *D,                 \
+          uint64_t *words) {                                                                       \
+    /* work: 4 M N messages + M N uniforms + N; D: N; words: (M N + 1) / 2 */                      \
     const int64_t MN = M * N;                                                                      \
+    REAL *P00 = work, *P01 = work + MN, *P10 = work + 2 * MN, *P11 = work + 3 * MN;                \
+    REAL *U = work + 4 * MN, *xn = U + MN;                                                         \
+    const REAL t = (REAL)td;                                                                       \
     for (int64_t b = 0; b < B; b++) {                                                              \
-        for (int64_t i = 0; i + 1 < MN; i += 2) {                                                  \
-            const uint64_t w = sfc_next(state);                                                    \
-            U[i] = ((double)(uint32_t)w + 0.5) * scale;                                            \
-            U[i + 1] = ((double)(uint32_t)(w >> 32) + 0.5) * scale;                                \
+        { /* the state in registers: words may alias it as far as the compiler knows */             \
+            uint64_t st[4] = {state[0], state[1], state[2], state[3]};                             \
+            for (int64_t i = 0; i < (MN + 1) / 2; i++) words[i] = sfc_next(st);                    \
+            state[0] = st[0]; state[1] = st[1]; state[2] = st[2]; state[3] = st[3];                \
         }                                                                                          \
-        if (MN & 1) U[MN - 1] = ((double)(uint32_t)sfc_next(state) + 0.5) * scale;                 \
-        for (int64_t j = 0; j < N; j++) { p0[j] = 0.0; p1[j] = 1.0; D[j] = 0.0; }                  \
+        const uint32_t *halves = (const uint32_t *)words; /* low half first, as numpy's view */    \
+        _Pragma("omp simd")                                                                        \
+        for (int64_t i = 0; i < MN; i++) U[i] = UNIFORM(halves[i]);                                \
+        for (int64_t j = 0; j < N; j++) {                                                          \
+            P00[j] = 1; P01[j] = 0; P10[j] = 0; P11[j] = 1; D[j] = 0.0;                            \
+        }                                                                                          \
         for (int64_t k = 1; k < M; k++) {                                                          \
             const REAL *ak = a + k * sMa + b * sBa;                                                \
-            const double *q0p = p0 + (k - 1) * N, *q1p = p1 + (k - 1) * N;                         \
-            double *q0c = p0 + k * N, *q1c = p1 + k * N;                                           \
+            const int64_t o = (k - 1) * N;                                                         \
             _Pragma("omp simd")                                                                    \
             for (int64_t j = 0; j < N; j++) {                                                      \
-                const double av = (double)ak[j], e = exp(-fabs(av));                               \
-                const int pos = av >= 0.0;                                                         \
-                double q = q0p[j], b1 = t + q * omt, b0 = 1.0 - q * omt;                           \
-                double A1 = pos ? b1 : b1 * e, A0 = pos ? b0 * e : b0;                             \
-                const double s0 = A0 + A1;                                                         \
-                q0c[j] = A1 / s0;                                                                  \
-                q = q1p[j]; b1 = t + q * omt; b0 = 1.0 - q * omt;                                  \
-                A1 = pos ? b1 : b1 * e; A0 = pos ? b0 * e : b0;                                    \
-                const double s1 = A0 + A1;                                                         \
-                q1c[j] = A1 / s1;                                                                  \
-                D[j] += log(s1 / s0);                                                              \
+                const REAL av = ak[j], e = EXP(-fabs(av));                                         \
+                const REAL f0 = av >= 0 ? e : 1, f1 = av >= 0 ? 1 : e; /* φ / max φ */              \
+                /* clamp 0 */                                                                      \
+                REAL q0 = P00[o + j], q1 = P01[o + j];                                             \
+                REAL A0 = (q0 + t * q1) * f0, A1 = (t * q0 + q1) * f1;                             \
+                const REAL s0 = A0 + A1, r0 = 1 / s0;                                              \
+                P00[o + N + j] = A0 * r0; P01[o + N + j] = A1 * r0;                                \
+                /* clamp 1 */                                                                      \
+                q0 = P10[o + j]; q1 = P11[o + j];                                                  \
+                A0 = (q0 + t * q1) * f0; A1 = (t * q0 + q1) * f1;                                  \
+                const REAL s1 = A0 + A1, r1 = 1 / s1;                                              \
+                P10[o + N + j] = A0 * r1; P11[o + N + j] = A1 * r1;                                \
+                D[j] += (double)LOG(s1 * r0);                                                      \
             }                                                                                      \
         }                                                                                          \
         const REAL *a0 = a + b * sBa;                                                              \
-        const double *q0l = p0 + (M - 1) * N, *q1l = p1 + (M - 1) * N;                             \
+        const int64_t l = (M - 1) * N;                                                             \
         REAL *x0 = x + b * sBx;                                                                    \
         _Pragma("omp simd")                                                                        \
         for (int64_t j = 0; j < N; j++) {                                                          \
-            const double c1 = q1l[j] + (1.0 - q1l[j]) * t, c0 = (1.0 - q0l[j]) + q0l[j] * t;       \
+            /* the closing bond x^{M-1} -> x0: weight 1 if equal, t if not */                      \
+            const double c1 = (double)P11[l + j] + td * (double)P10[l + j];                        \
+            const double c0 = (double)P00[l + j] + td * (double)P01[l + j];                        \
             double lam = (double)a0[j] + D[j] + log(c1 / c0);                                      \
             lam = lam > 700.0 ? 700.0 : (lam < -700.0 ? -700.0 : lam);                             \
-            const double v = U[j] * (1.0 + exp(-lam)) < 1.0 ? 1.0 : 0.0;                           \
-            xn[j] = v; D[j] = v; /* D holds x0 from here on */                                     \
-            x0[j] = (REAL)v;                                                                       \
+            const REAL v = (double)U[j] * (1.0 + exp(-lam)) < 1.0 ? 1 : 0;                         \
+            xn[j] = v;                                                                             \
+            x0[j] = v;                                                                             \
         }                                                                                          \
         for (int64_t k = M - 1; k >= 1; k--) {                                                     \
-            const double *q0 = p0 + k * N, *q1 = p1 + k * N, *uk = U + k * N;                      \
+            const int64_t o = k * N;                                                               \
+            const REAL *uk = U + o;                                                                \
             REAL *xk = x + k * sMx + b * sBx;                                                      \
             _Pragma("omp simd")                                                                    \
             for (int64_t j = 0; j < N; j++) {                                                      \
-                const double p = D[j] > 0.5 ? q1[j] : q0[j];                                       \
-                const double w1 = xn[j] > 0.5 ? 1.0 : t, w0 = xn[j] > 0.5 ? t : 1.0;               \
-                const double num = p * w1, den = num + (1.0 - p) * w0;                             \
-                const double v = uk[j] * den < num ? 1.0 : 0.0;                                    \
+                const int c = x0[j] > 0.5f;                                                        \
+                const REAL q0 = c ? P10[o + j] : P00[o + j], q1 = c ? P11[o + j] : P01[o + j];     \
+                const int up = xn[j] > 0.5f;                                                       \
+                const REAL num = up ? q1 : t * q1, den = num + (up ? t * q0 : q0);                 \
+                const REAL v = uk[j] * den < num ? 1 : 0;                                          \
                 xn[j] = v;                                                                         \
-                xk[j] = (REAL)v;                                                                   \
+                xk[j] = v;                                                                         \
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
 }
 
-FFBS(pw_ffbs_f32, float)
-FFBS(pw_ffbs_f64, double)
+FFBS(pw_ffbs_f32, float, expf, logf, UNIFORM_F32)
+FFBS(pw_ffbs_f64, double, exp, log, UNIFORM_F64)
 
 int pw_mvec(void) {
 #ifdef PW_MVEC
@@ -231,12 +257,13 @@ def _load(path):
     i64, vp = ctypes.c_int64, ctypes.c_void_p
     for fn in (lib.pw_ffbs_f32, lib.pw_ffbs_f64):
         fn.restype = None
-        fn.argtypes = [vp, i64, i64, vp, i64, i64, i64, i64, i64, ctypes.c_double, vp, vp]
+        fn.argtypes = [vp, i64, i64, vp, i64, i64, i64, i64, i64, ctypes.c_double, vp, vp, vp, vp]
     lib.pw_mvec.restype, lib.pw_mvec.argtypes = ctypes.c_int, []
     # check the kernel against the torch path on a small problem before trusting it
     g = torch.Generator().manual_seed(0)
-    logits = torch.randn(5, 3, 7, generator=g, dtype=torch.float64) * 2
-    for coupling in (0.0, 0.8):
+    for logits, coupling in itertools.product(
+        (torch.randn(5, 3, 7, generator=g, dtype=dt) * 2 for dt in (torch.float32, torch.float64)), (0.0, 0.8)
+    ):
         want = _torch_draw(logits, coupling, _uniforms(np.random.SFC64(11), 5, 3, 7, logits.dtype))
         got = torch.empty_like(logits)
         _kernel_draw(lib, logits, coupling, np.random.SFC64(11), got)
@@ -280,23 +307,29 @@ def _as_3d(t: torch.Tensor) -> torch.Tensor | None:
 
 
 def _uniforms(bitgen: np.random.SFC64, M: int, B: int, N: int, dtype: torch.dtype) -> torch.Tensor:
-    """The kernel's uniforms ``(M, B, N)``: per unit block, ``M·N`` 32-bit halves of SFC64 words."""
+    """The kernel's uniforms ``(M, B, N)`` in float64: per unit block, ``M·N`` 32-bit halves of
+    SFC64 words, their top 24 bits for a float32 draw and all 32 for a float64 one."""
     per = (M * N + 1) // 2
     words = bitgen.random_raw(B * per).reshape(B, per)
-    halves = words.view(np.uint32).reshape(B, 2 * per)[:, : M * N].astype(np.float64)
-    u = torch.from_numpy((halves + 0.5) / 4294967296.0).view(B, M, N).permute(1, 0, 2)
-    return u if dtype == torch.float64 else u.contiguous()
+    halves = words.view(np.uint32).reshape(B, 2 * per)[:, : M * N]
+    if dtype == torch.float32:
+        u = ((halves >> np.uint32(8)).astype(np.float64) + 0.5) / 16777216.0
+    else:
+        u = (halves.astype(np.float64) + 0.5) / 4294967296.0
+    return torch.from_numpy(u).view(B, M, N).permute(1, 0, 2)
 
 
 def _kernel_draw(lib, logits3: torch.Tensor, coupling: float, bitgen, out3: torch.Tensor) -> None:
     M, B, N = logits3.shape
-    work = torch.empty(3 * M * N + 2 * N, dtype=torch.float64)
+    work = torch.empty(5 * M * N + N, dtype=logits3.dtype)
+    ratio = torch.empty(N, dtype=torch.float64)
+    words = torch.empty((M * N + 1) // 2, dtype=torch.int64)
     fn = lib.pw_ffbs_f32 if logits3.dtype == torch.float32 else lib.pw_ffbs_f64
     t = math.exp(-2.0 * coupling)
     fn(
         logits3.data_ptr(), logits3.stride(0), logits3.stride(1),
         out3.data_ptr(), out3.stride(0), out3.stride(1),
-        M, B, N, t, bitgen.ctypes.state_address, work.data_ptr(),
+        M, B, N, t, bitgen.ctypes.state_address, work.data_ptr(), ratio.data_ptr(), words.data_ptr(),
     )  # fmt: skip
 
 
@@ -349,7 +382,7 @@ def sample_periodic_chains(
                 return out
         B = int(np.prod(logits.shape[1:-1])) if logits.dim() > 2 else 1
         N = logits.shape[-1] if logits.dim() > 1 else 1
-        u = _uniforms(bitgen, M, B, N, torch.float64).reshape(logits.shape)
+        u = _uniforms(bitgen, M, B, N, logits.dtype).reshape(logits.shape)
         noise = (u.log() - torch.log1p(-u)).to(logits.dtype)
     elif noise.shape != logits.shape:
         raise ValueError(f"noise has shape {tuple(noise.shape)}, expected the logits' {tuple(logits.shape)}")
