@@ -9,6 +9,10 @@
 ``dwave``      a D-Wave QPU through Ocean, or any structured dimod sampler
                (``solver="simulated"``: the simulated QPU below, offline)
 ``dimod``      any dimod sampler as a backend
+``quantum``    path-integral (Suzuki–Trotter) sampler of the transverse-field
+               distribution p_Γ, exact worldline block updates in PyTorch
+``openjij``    OpenJij's SQA / SA at a fixed (β, Γ): p_Γ through a second
+               annealer SDK (extra ``physamp[openjij]``)
 =============  ==========================================================
 
 The other way round, for Ocean users (dimod samplers, not physamp backends):
