@@ -20,7 +20,10 @@ interval ``info["beta_eff_ci"]`` and ``info["beta_model"] = beta_eff · prefacto
 samples cannot give one, ``info["beta_eff_error"]`` says why in one sentence. An infinite
 estimate (every read a local minimum) is not a number: ``info["beta_eff"]`` is None and
 ``info["beta_eff_infinite"]`` True, with a warning. :func:`physamp.samplers.temperature.calibrate`
-sets the prefactor from such estimates until β_model reaches a target.
+sets the prefactor from such estimates until β_model reaches a target. The estimate assumes a
+classical Boltzmann distribution (``info["beta_eff_assumes"]``); a solver whose reads follow a
+transverse-field one (the simulated QPU with ``gamma > 0``, the freeze-out model of a real QPU)
+adds ``info["solver_gamma"]`` and ``info["beta_eff_note"]``, the bias measured on such reads.
 
 QPU time
 --------
@@ -75,8 +78,8 @@ and needs no token: a structured dimod sampler that draws Boltzmann samples
 ranges, parameters, timing and the thesis's noise model. Its graph is the one the
 ``topology`` is laid out on (default: Pegasus P9). A spec chooses it:
 ``"simulated:FAMILY[:SHAPE][:KEY=VALUE...]"`` (``"simulated:chimera:16"``,
-``"simulated:zephyr:7x4:beta=2.5:h_noise=0.05"``; keys ``beta``, ``j_noise``,
-``h_noise``, ``num_sweeps``, ``num_replicas``, ``missing_fraction``,
+``"simulated:zephyr:7x4:beta=2.5:h_noise=0.05"``; keys ``beta``, ``gamma``, ``trotter``,
+``j_noise``, ``h_noise``, ``num_sweeps``, ``num_replicas``, ``missing_fraction``,
 ``missing_seed``, ``seed``) or a dict ``{"name": "simulated", "topology": "chimera",
 "shape": [2, 2, 4], "beta": 2.0, "missing_qubits": [...], ...}`` with any
 ``SimulatedQPU`` argument; an unreadable spec is refused with the syntax. Any other
@@ -993,6 +996,15 @@ class DWaveBackend(Sampler):
         info["beta_model_std"] = None if beta_std is None else beta_std * plan.prefactor
         info["beta_eff_assumed"] = self.beta_eff
         info["beta_eff_infinite"] = infinite
+        # fit_beta models p ∝ exp(-beta_eff E): a solver whose reads follow a transverse-field
+        # distribution (the simulated QPU with gamma > 0 reports its gamma) gets the measured bias
+        info["beta_eff_assumes"] = "classical Boltzmann distribution"
+        gamma = next((ss.info["gamma"] for ss in samplesets if ss.info.get("gamma")), None)
+        if gamma is not None:
+            from physamp.samplers.simulated_qpu import beta_eff_note
+
+            info["solver_gamma"] = float(gamma)
+            info["beta_eff_note"] = beta_eff_note(float(gamma))
         self._warn_if_not_boltzmann(plan, info, spins, flips, beta_eff, infinite)
         v, h = split_units(x, params.n_visible)
         return v, h, info

@@ -28,6 +28,13 @@ estimation noise cannot throw it far, and the prefactor clamped to
 maximum. Reads that are all local minima (an infinite β_eff estimate: the device is
 too cold for the programmed scale) divide the prefactor by 8.
 
+The estimate assumes a classical Boltzmann distribution. A QPU's reads follow, in the
+freeze-out model, a transverse-field one, on which the estimator reads the device as hotter
+than it is (the ``beta-estimation`` experiment's Γ axis; β̂/β ≈ 0.6 at Γ = 1, β = 1 on small
+models): calibration then matches the estimator's β_model, not the transverse-field model's
+β, and a solver that reports its Γ (the simulated QPU with ``gamma > 0``) adds that to the
+result's ``notes``.
+
 The reads calibration spends are real QPU time on hardware: the result counts them
 (``num_reads``), keeps each call's ``info`` (``qpu_timing`` and the rest) in
 ``infos`` and sums the access time in ``qpu_access_time_us``.
@@ -361,6 +368,9 @@ def calibrate(
                 f"the estimate's relative standard error ({rel:.3f}) is not small against rtol ({rtol:g}): "
                 "the match is uncertain at this number of reads; raise num_samples"
             )
+    quantum = next((i["beta_eff_note"] for i in infos if i.get("beta_eff_note")), None)
+    if quantum is not None:  # a solver that says its reads are transverse-field ones
+        notes.append(f"beta_model is matched as the classical estimator reads it, and {quantum}")
     applied = False
     if best is not None:
         if apply:
