@@ -19,7 +19,8 @@ The other way round, for Ocean users (dimod samplers, not physamp backends):
 
 - :class:`SimulatedQPU`: an offline stand-in for ``dwave.system.DWaveSampler`` that
   draws Boltzmann samples at a hidden β, with the QPU's graphs, ranges, noise and
-  timing (:mod:`physamp.samplers.simulated_qpu`).
+  timing (:mod:`physamp.samplers.simulated_qpu`); with ``gamma=Γ`` the transverse-field
+  state it freezes out in, and :func:`freeze_out` to get (β_eff, Γ) from an anneal schedule.
 - :func:`as_dimod`: any physamp backend as a dimod sampler of bipartite BQMs
   (:mod:`physamp.samplers.dimod_sampler`).
 
@@ -50,6 +51,7 @@ __all__ = [
     "register_sampler",
     "available_samplers",
     "SimulatedQPU",
+    "freeze_out",
     "as_dimod",
     "calibrate",
     "CalibrationResult",
@@ -62,6 +64,7 @@ __all__ = [
 # name -> module of the exports that import dimod (loaded on first access)
 _LAZY = {
     "SimulatedQPU": "physamp.samplers.simulated_qpu",
+    "freeze_out": "physamp.samplers.simulated_qpu",
     "as_dimod": "physamp.samplers.dimod_sampler",
     "calibrate": "physamp.samplers.temperature",
     "CalibrationResult": "physamp.samplers.temperature",
