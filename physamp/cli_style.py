@@ -217,6 +217,7 @@ def cmd_stylize(args) -> int:
         pastiche_grid(net, image, out)
         print(f"{out}: the photo and its {net.num_styles} pastiches ({', '.join(names)})")
         return 0
+    styles: object  # mixing weights (a tensor) or one style id (an int): what stylize takes
     if args.mix is not None:
         w = style_weights(_parse_mix(args.mix, net.num_styles), net.num_styles, 1)[0]
         what = "a blend of " + ", ".join(f"{names[k]} {w[k]:.3g}" for k in range(len(w)) if w[k] > 0)

@@ -182,7 +182,7 @@ def resolve_labels(labels, n_visible: int, n_hidden: int) -> list[Hashable]:
     (:mod:`physamp.samplers.dimod_io`) both call it.
     """
     if labels is None:
-        return default_labels(n_visible, n_hidden)
+        return list(default_labels(n_visible, n_hidden))
     if hasattr(labels, "visible") and hasattr(labels, "hidden"):  # a topology
         labels = list(labels.visible) + list(labels.hidden)
     labels = list(labels)
@@ -221,8 +221,13 @@ def ising_to_bqm(ising: IsingRBM, labels: Sequence | None = None, *, mask: np.nd
         rows, cols = np.nonzero(mask)
     linear = np.concatenate([ising.h_visible, ising.h_hidden])
     quadratic = (rows + nv, cols, ising.J[rows, cols])  # (hidden var, visible var, J)
+    # (dimod's annotation of variable_order omits None, its default: variables numbered 0..n-1)
     return dimod.BinaryQuadraticModel.from_numpy_vectors(
-        linear, quadratic, float(ising.offset), dimod.SPIN, variable_order=labels
+        linear,
+        quadratic,
+        float(ising.offset),
+        dimod.SPIN,
+        variable_order=labels,  # type: ignore[arg-type]
     )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 __all__ = ["read_idx", "write_idx", "read_maybe_gzip"]
 
 # IDX type byte -> numpy big-endian dtype
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -59,6 +59,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -107,7 +108,7 @@ class ImageDataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.train.shape[1:])
+        return cast("tuple[int, int, int]", tuple(int(s) for s in self.train.shape[1:]))  # (N, C, H, W)
 
 
 def load_image_dataset(
@@ -422,7 +423,9 @@ def _extract_cifar(tar: Path) -> Path:
                     m = wanted.get(member.name.removeprefix("./"))
                     if m is None or not member.isfile():
                         continue
-                    with tf.extractfile(member) as src, open(tmp / m, "wb") as out:
+                    member_file = tf.extractfile(member)
+                    assert member_file is not None  # a regular file (checked above)
+                    with member_file as src, open(tmp / m, "wb") as out:
                         shutil.copyfileobj(src, out)
                     found += 1
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:

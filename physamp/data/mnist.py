@@ -116,7 +116,9 @@ def load_mnist(
     if missing:
         raise FileNotFoundError(_missing_message(folder, missing, root is not None))
     for name, (_, raw_md5) in MNIST_FILES.items():
-        arrays[name] = _read_checked_idx(_find_local(folder, name), raw_md5)
+        path = _find_local(folder, name)
+        assert path is not None  # every file was found (or downloaded) above
+        arrays[name] = _read_checked_idx(path, raw_md5)
     xtr, ytr = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
     xte, yte = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
     _check_pair(xtr, ytr, str(folder))

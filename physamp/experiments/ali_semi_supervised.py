@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,6 +45,9 @@ from physamp.experiments import common
 from physamp.models.ali.data import unit_float
 from physamp.models.ali.networks import BN_MOMENTUM
 from physamp.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from physamp.models.ali.model import ALI, Encoder
 
 NAME = "ali-semi-supervised"
 TITLE = "ALI encoder features for semi-supervised learning (thesis Table 5.1 protocol)"
@@ -73,7 +77,7 @@ def _data(cell: dict):
     return load_ali_data(cell["dataset"], cell["data_root"], max_train=cell["max_train"], seed=cell["seed"])
 
 
-def trained_encoder(cell: dict, data) -> tuple[torch.nn.Module, float]:
+def trained_encoder(cell: dict, data) -> tuple[ALI, float]:
     """The ALI model of ``cell``, trained (on CUDA when there is one) or loaded from the model cache,
     and its training seconds.
 
@@ -97,7 +101,7 @@ def trained_encoder(cell: dict, data) -> tuple[torch.nn.Module, float]:
         except Exception:
             return None  # not trained yet, or a damaged entry: trained (or resumed) again
 
-    def train() -> tuple[torch.nn.Module, float]:
+    def train() -> tuple[ALI, float]:
         t0 = time.perf_counter()
         trainer = ALITrainer(cfg, data.x_train, device=resolve_device("auto"), data=data.identity)
         trainer.fit(run_dir=run, progress=False)  # a study stopped while training resumes here
@@ -109,7 +113,7 @@ def trained_encoder(cell: dict, data) -> tuple[torch.nn.Module, float]:
 
 
 @torch.no_grad()
-def encoder_features(encoder: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> np.ndarray:
+def encoder_features(encoder: Encoder, x: torch.Tensor, batch: int = 500) -> np.ndarray:
     """``encoder.features`` of every image of ``x`` (uint8 or float in [0, 1]), in eval mode, as float32."""
     was = encoder.training
     encoder.eval()
@@ -138,9 +142,12 @@ def run_cell(cell: dict) -> dict:
         else:
             # the initial weights of the trained model (the trainer draws them from this seed)
             ali = build_ali(DATASET_MODELS[cell["dataset"]], seed=derive_seed(cell["seed"], "model-init"))
-            _batch_norm_statistics(ali.encoder, data.x_train[:2000])
-        f_train = encoder_features(ali.encoder, data.x_train)
-        f_test = encoder_features(ali.encoder, data.x_val)
+        encoder = ali.encoder
+        assert encoder is not None  # an ALI model, not the GAN baseline
+        if cell["features"] != "ali":
+            _batch_norm_statistics(encoder, data.x_train[:2000])
+        f_train = encoder_features(encoder, data.x_train)
+        f_test = encoder_features(encoder, data.x_val)
     res = svm_protocol(
         f_train,
         data.y_train.numpy(),
@@ -167,7 +174,7 @@ def run_cell(cell: dict) -> dict:
 
 
 @torch.no_grad()
-def _batch_norm_statistics(encoder: torch.nn.Module, x: torch.Tensor, batch: int = 100) -> None:
+def _batch_norm_statistics(encoder: Encoder, x: torch.Tensor, batch: int = 100) -> None:
     """Running batch-norm statistics of an untrained encoder from data (its weights stay as drawn)."""
     for m in encoder.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

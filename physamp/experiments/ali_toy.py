@@ -304,7 +304,8 @@ def evaluate(
 
 def _ali_coders(ali: ALI):
     ali.eval()
-    encode = None if ali.encoder is None else (lambda x, eps: ali.encoder(x, eps=eps))
+    encoder = ali.encoder
+    encode = None if encoder is None else (lambda x, eps: encoder(x, eps=eps))
     return ali.decoder, encode
 
 
@@ -527,7 +528,8 @@ def _observations(rows: list[dict], stats: dict, hq: dict, comp: dict[str, dict]
     c0 = rows[0]["cell"]
     paras = [_length_note(c0["steps"], c0["batch_size"], c0["n_train"])]
     a, g = stats.get("ali"), stats.get("gan")
-    pairs = {}
+    assert a is not None and g is not None, "the study has ALI and GAN cells"
+    pairs: dict[Any, dict[str, Any]] = {}
     for r in rows:
         pairs.setdefault(r["cell"]["run"], {})[r["cell"]["model"]] = r["result"]["modes"]
     paired = [(p["ali"], p["gan"]) for p in pairs.values() if "ali" in p and "gan" in p]
@@ -736,21 +738,21 @@ def _report(rows: list[dict], out_dir: Path, preset: str) -> None:
 
     inf_rows = []
     for col in COLUMNS:
-        m = comp[col]
-        p_val = m.get("qz_pz_mmd_p")
+        metrics = comp[col]
+        p_val = metrics.get("qz_pz_mmd_p")
         inf_rows.append(
             [
                 col,
-                m["source"],
-                m["modes"],
-                m["modes_high_quality"],
-                _percent(m["high_quality"]),
-                m.get("recon_mse"),
-                _percent(m.get("recon_same_mode")),
-                m.get("qz_pz_mmd"),
+                metrics["source"],
+                metrics["modes"],
+                metrics["modes_high_quality"],
+                _percent(metrics["high_quality"]),
+                metrics.get("recon_mse"),
+                _percent(metrics.get("recon_same_mode")),
+                metrics.get("qz_pz_mmd"),
                 "–" if p_val is None else f"{p_val:.3g}",
-                f"{1000 * m['seconds_per_step']:.1f}",
-                m["steps"],
+                f"{1000 * metrics['seconds_per_step']:.1f}",
+                metrics["steps"],
             ]
         )
     perm = c0["mmd_permutations"]

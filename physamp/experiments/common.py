@@ -151,7 +151,7 @@ def _cached_model(path: Path) -> tuple[RBM, float] | None:
 
 def ais_betas(n: int) -> np.ndarray:
     """The S&M schedule for ``n == 14500``, else ``n`` evenly spaced intermediate distributions."""
-    from physamp.ais import schedule
+    from physamp.models.rbm.ais import schedule  # what physamp.ais is (mypy cannot follow that alias)
 
     return schedule(n)
 
@@ -273,6 +273,7 @@ def data_description(rows: list[dict] | None = None) -> str:
     """The **Data** paragraph of a report: the protocol of the data the cells of ``rows`` used (the
     default dataset when ``rows`` is None), how many training digits, and what that means for the
     comparison with the thesis (full MNIST, 60,000 digits)."""
+    used: set[tuple[str, int | None]]
     if not rows:
         used = {(dataset().name, int(dataset().train.shape[0]))}
     else:

@@ -228,7 +228,11 @@ class StyleSet:
         return len(self.images)
 
     def subset(self, ids: Sequence[int]) -> StyleSet:
-        return StyleSet(*(tuple(seq[i] for i in ids) for seq in (self.images, self.names, self.sources)))
+        return StyleSet(
+            tuple(self.images[i] for i in ids),
+            tuple(self.names[i] for i in ids),
+            tuple(self.sources[i] for i in ids),
+        )
 
     def digest(self) -> str:
         return image_digest(list(self.images))
@@ -352,11 +356,13 @@ def display_image(p: dict, split: ContentSplit | None = None) -> tuple[torch.Ten
 
     split = split or content_split(p)
     size = p["display_size"]
+    display = split.display_path
+    assert display is not None, "this content split has no display image"
     if split.identity["content"] == "bundled":
         names = bundled_content_names(size)
-        return bundled_content_images(size)[names.index(split.display_path)], split.display_path
-    img = center_crop(resize_smaller_side(read_image(split.display_path), size), size).contiguous()
-    return img, Path(split.display_path).name
+        return bundled_content_images(size)[names.index(display)], display
+    img = center_crop(resize_smaller_side(read_image(display), size), size).contiguous()
+    return img, Path(display).name
 
 
 # ---------------------------------------------------------------------------------- the loss network
@@ -496,9 +502,11 @@ def trained_network(
         cfg = _config(p, steps)
         split = content_split(p)
         if base_net is None:
-            images, train_styles, net = list(styles.images), None, None
+            images: list[torch.Tensor | None] = list(styles.images)  # None: a style trained before
+            train_styles, net = None, None
             names = list(styles.names)
         else:
+            assert base is not None  # as base_net
             net = copy.deepcopy(base_net).cpu()
             new = net.add_styles(len(styles))
             images = [None] * base_net.num_styles + list(styles.images)

@@ -42,6 +42,7 @@ Zags* in that order); on a GPU the thesis's setting.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,11 +55,12 @@ PROTOCOL = common.protocol_section(__doc__, end="Thesis (§7.3.5")
 RESULT_KEYS = ("alphas", "loss_a", "loss_b", "violations_a", "violations_b")
 
 PRESETS = style_common.base_presets()
-for _name, _extra in {
+_EXTRA: dict[str, dict[str, Any]] = {
     "tiny": dict(pair=[0, 2], corners=[0, 1, 2, 0]),
     "quick": dict(pair=[0, 3], corners=[0, 1, 2, 3]),
     "full": dict(num_styles=32, pair=[8, 0], corners=[8, 0, 22, 31]),
-}.items():
+}
+for _name, _extra in _EXTRA.items():
     PRESETS[_name].update(_extra, alpha_steps=11, grid_steps=5)
 
 

@@ -56,6 +56,7 @@ GPU it is the thesis's setting (no GPU time was measured here).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ TITLE = "An N-styles network against N single-style networks (thesis §7.3.2, Fi
 PROTOCOL = common.protocol_section(__doc__, end="Thesis (§7.3.2")
 RESULT_KEYS = ("train_seconds", "steps_done")
 #: §7.3.2: mean ± std (over the 10 styles, std not specified) of the 10-styles network's % difference
-THESIS = {"content": (8.7, 3.9), "style": (-8.9, 16.5), "n": 10}
+THESIS: dict[str, Any] = {"content": (8.7, 3.9), "style": (-8.9, 16.5), "n": 10}
 MULTI, SINGLE = "N-styles", "single-style"
 
 PRESETS = style_common.base_presets()  # full: N = 10 (the Monet model)

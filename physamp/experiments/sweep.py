@@ -142,7 +142,7 @@ def _timed(fn: Callable[[dict], dict], cell: dict, cache_dir: Path | None = None
             )
             lock.acquire(blocking=True)
     try:
-        if lock is not None:
+        if lock is not None and cache_dir is not None:  # a lock exactly when there is a cache
             cached = load_cached(cache_dir, cell, required)
             if cached is not None:  # another sweep finished it meanwhile
                 return cached

@@ -133,7 +133,7 @@ def report(rows: list[dict], out_dir: Path, preset: str) -> None:
         table_rows.append([f"{st:g}", f"{ss:g}", m, common.spread(sd, n), n, im_text, reduction, thesis])
     header = ["σ_train", "σ_sample", "expected test NLL", "std (seeds)", "seeds"]
     header += ["increase vs σ_sample = 0", "reduction of the increase", "thesis"]
-    avg = {}
+    avg: dict[float, list[float]] = {}
     for (st, _), r in red.items():
         avg.setdefault(st, []).append(r)
     summary = "; ".join(

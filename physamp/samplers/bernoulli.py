@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -759,6 +760,9 @@ class Int32Bernoulli:
             False never (the torch path: the same draws), True or an error.
     """
 
+    np_rng: np.random.Generator | None  # the CPU's word source
+    gen: torch.Generator | None  # elsewhere
+
     def __init__(
         self,
         device: torch.device | str = "cpu",
@@ -773,8 +777,8 @@ class Int32Bernoulli:
                 raise ValueError("on the CPU the words come from numpy's SFC64: pass a seed, not a generator")
             self.np_rng, self.gen = None, generator
         elif self.device.type == "cpu":
-            self.np_rng: np.random.Generator | None = np.random.Generator(np.random.SFC64(seed))
-            self.gen: torch.Generator | None = None
+            self.np_rng = np.random.Generator(np.random.SFC64(seed))
+            self.gen = None
         else:
             self.np_rng = None
             self.gen = torch.Generator(device=self.device)
@@ -855,7 +859,7 @@ class Int32Bernoulli:
         return None if parts is None else self.csr_draw_(out, parts, bias, inp)
 
     @staticmethod
-    def csr_parts(W: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+    def csr_parts(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, ...]] | None:
         """``(crow, col, values, shape)`` of a float32 CPU CSR tensor in the kernel's layout, or None."""
         if W.layout != torch.sparse_csr or W.device.type != "cpu" or W.dtype != torch.float32:
             return None
@@ -882,6 +886,7 @@ class Int32Bernoulli:
             and bias.is_contiguous()
         ):
             return None
+        assert self.np_rng is not None  # the compiled kernel runs on the CPU
         bg = self.np_rng.bit_generator
         with bg.lock:
             self._lib.ps_csr_draw(
@@ -918,6 +923,7 @@ class Int32Bernoulli:
         D, nh1, R = A.shape
         if nh1 < 2 or h.shape != (D, nh1 - 1, R) or incr.shape != (D, R):
             return False  # (no hidden units: nothing for the kernel to fuse)
+        assert self.np_rng is not None  # the compiled kernel runs on the CPU
         bg = self.np_rng.bit_generator
         with bg.lock:  # the sums buffer too: another thread's call may be writing into the old one
             if self._acc is None or self._acc.size < R:
@@ -975,6 +981,7 @@ class Int32Bernoulli:
             return x
         if self._lib is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
             xc = x if x.is_contiguous() else x.contiguous()
+            assert self.np_rng is not None  # the compiled kernel runs on the CPU
             bg = self.np_rng.bit_generator
             with bg.lock:
                 self._lib.ps_draw(
@@ -1050,6 +1057,7 @@ class Int32Bernoulli:
         n = math.prod(shape)
         if self._lib is not None and dtype in (torch.float32, torch.float64):
             x = torch.empty(shape, dtype=dtype)
+            assert self.np_rng is not None  # the compiled kernel runs on the CPU
             bg = self.np_rng.bit_generator
             with bg.lock:
                 self._lib.ps_half(x.data_ptr(), n, bg.ctypes.state_address, int(dtype == torch.float64))
@@ -1062,6 +1070,7 @@ class Int32Bernoulli:
     def state_dict(self) -> dict[str, Any]:
         if self.np_rng is not None:
             return {"sfc64_state": _sfc64_state_to_tensor(self.np_rng.bit_generator.state)}
+        assert self.gen is not None  # off the CPU: a torch generator
         return {"torch_state": self.gen.get_state()}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -1072,10 +1081,11 @@ class Int32Bernoulli:
         else:
             if "torch_state" not in sd:
                 raise ValueError(f"this Bernoulli source runs on {self.device}; the state is from a CPU one")
+            assert self.gen is not None  # off the CPU: a torch generator
             self.gen.set_state(sd["torch_state"])
 
 
-def _sfc64_state_to_tensor(state: dict) -> torch.Tensor:
+def _sfc64_state_to_tensor(state: Mapping[str, Any]) -> torch.Tensor:
     """SFC64 state (four uint64 words, a buffer flag and word) as an int64 tensor for checkpoints."""
     words = [int(x) for x in state["state"]["state"]] + [int(state["has_uint32"]), int(state["uinteger"])]
     return torch.tensor(np.array(words, dtype=np.uint64).view(np.int64))

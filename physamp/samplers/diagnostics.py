@@ -54,6 +54,7 @@ import math
 import numbers
 import os
 import sys
+import types
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -244,7 +245,9 @@ def rhat(x, method: str = "rank") -> np.ndarray | float:
             flat = s.reshape(*s.shape[:-2], -1)
             med = np.median(flat, axis=-1)[..., None, None]
             folded = _rhat_of(rank_normalize(np.abs(s - med)))
-        out = bulk if folded is None else folded if bulk is None else np.fmax(bulk, folded)
+        combined = bulk if folded is None else folded if bulk is None else np.fmax(bulk, folded)
+        assert combined is not None  # method "bulk" computes bulk, "folded" folded, "rank" both
+        out = combined
     out = np.where(ok, out, np.nan)
     return float(out) if out.ndim == 0 else out
 
@@ -333,7 +336,8 @@ def rhat_noise(num_chains: int, num_draws: int) -> float:
 # --- one verdict ------------------------------------------------------------------------------------
 def check_rhat_threshold(value) -> float:
     """A valid R̂ threshold (a real number > 1) as a float, else a one-line ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not value > 1:
+    # (typeshed's numbers.Real declares no comparison with an int: hence the ignores)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not value > 1:  # type: ignore[operator]
         raise ValueError(
             f"rhat_threshold must be a number > 1 (1.01 is the modern rule, 1.05 a laxer one), got {value!r}"
         )
@@ -346,7 +350,7 @@ def check_min_ess(value) -> float | None:
     """None (no ESS requirement) or a number >= 0, as a float; else a one-line ValueError."""
     if value is None:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 <= value < 1e308:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 <= value < 1e308:  # type: ignore[operator]
         raise ValueError(f"min_ess must be None or a finite number >= 0 (effective draws), got {value!r}")
     return float(value)
 
@@ -459,7 +463,7 @@ def diagnose(trace, threshold: float = RHAT_THRESHOLD, min_ess: float | None = N
     r = float(np.fmax(bulk, folded))
     e = float(_ess_of(z))
     noise = rhat_noise(m, n)
-    kw = {"rhat": r, "ess": e, "rhat_bulk": bulk, "rhat_folded": folded, "noise": noise}
+    kw: dict[str, Any] = {"rhat": r, "ess": e, "rhat_bulk": bulk, "rhat_folded": folded, "noise": noise}
     if math.isnan(r):
         return undecided("the statistic does not vary within the half-chains", **kw)
     if r <= threshold:
@@ -617,7 +621,8 @@ def warn_convergence(message: str) -> None:
         path = os.path.abspath(frame.f_code.co_filename)
         return os.path.dirname(path) == here or os.path.basename(path) in ("contextlib.py", "_contextlib.py")
 
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and inside(frame):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, ConvergenceWarning, stacklevel=level + 1)
@@ -636,7 +641,9 @@ def warn_if_not_mixed(
     d = report.diagnosis
     if d is None:
         return
-    where = f"on their energies over sweeps {report.window[0]:,}-{report.window[1]:,}"
+    window = report.window
+    assert window is not None  # a diagnosis is made over a window of sweeps
+    where = f"on their energies over sweeps {window[0]:,}-{window[1]:,}"
     why = f" ({d.reason})" if d.reason and not d.reason.startswith("R̂") else ""
     if report.auto:
         if report.capped and d.converged is not True:

@@ -109,7 +109,7 @@ class DimodBackend(Sampler):
         self.sample_kwargs = dict(sample_kwargs)
         self._warn_if_optimiser(self.sample_kwargs)
         # per-call overrides: the wrapped sampler's parameters (less those set here)
-        self.parameters = {
+        self.parameters = {  # type: ignore[misc]  # per instance: the wrapped sampler's
             k: "parameter of the wrapped dimod sampler" for k in sampler.parameters if k not in self._MANAGED
         }
 
@@ -141,9 +141,10 @@ class DimodBackend(Sampler):
                 bqm.scale(self.beta)
             return [bqm]
         n = params.batch_size
+        assert n is not None  # batched parameters
         h_v = np.broadcast_to(ising.h_visible, (n, params.n_visible))
         h_h = np.broadcast_to(ising.h_hidden, (n, params.n_hidden))
-        offset = np.broadcast_to(ising.offset, (n,))
+        offset = np.broadcast_to(np.asarray(ising.offset), (n,))
         out = []
         for i in range(n):
             bqm = ising_to_bqm(IsingRBM(h_v[i], h_h[i], ising.J, offset[i], ising.mask), labels)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -175,10 +175,12 @@ def warn_not_boltzmann(message: str) -> None:
     ``make_sampler``, or called ``sample``)."""
     import os
     import sys
+    import types
     import warnings
 
     here = os.path.dirname(os.path.abspath(__file__))
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
         level, frame = level + 1, frame.f_back
     warnings.warn(message, NotBoltzmannWarning, stacklevel=level + 1)
@@ -422,6 +424,7 @@ class BetaFit:
             return f"beta: none ({self.reason})"
         text = f"beta = {self.beta:.4g}"
         if self.std is not None:
+            assert self.ci is not None  # set with std
             lo, hi = self.ci
             text += f" ± {self.std:.2g} ({100 * self.confidence:g} % CI [{lo:.4g}, {hi:.4g}])"
         if self.bootstrap_std is not None:
@@ -432,7 +435,8 @@ class BetaFit:
 def _check_fit_options(confidence, num_bootstrap) -> tuple[float, int]:
     import numbers
 
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+    # (typeshed's numbers.Real declares no comparison with an int)
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:  # type: ignore[operator]
         raise ValueError(f"confidence must be a number in (0, 1), e.g. 0.95; got {confidence!r}")
     if (
         isinstance(num_bootstrap, bool)
@@ -469,7 +473,7 @@ def fit_beta(
     d, w, why = _prepare(flips, weights)
     n_reads = float(w.sum()) if w.size else 0.0
     n_spins = int(d.shape[1]) if d.ndim == 2 else 0
-    common = dict(confidence=confidence, num_reads=n_reads, num_spins=n_spins)
+    common: dict[str, Any] = dict(confidence=confidence, num_reads=n_reads, num_spins=n_spins)
     if why is not None:
         return BetaFit(None, reason=why, **common)
     nz = d != 0
@@ -513,7 +517,8 @@ def fit_beta(
         defined = reps[~np.isnan(reps)]
         if defined.size > 1:
             a = (1.0 - confidence) / 2
-            method = "nearest" if boot_inf else "linear"  # no interpolation towards an infinity
+            # no interpolation towards an infinity
+            method: Literal["nearest", "linear"] = "nearest" if boot_inf else "linear"
             lo, hi = np.quantile(defined, [a, 1.0 - a], method=method)
             boot_ci = (float(lo), float(hi))
     return BetaFit(

@@ -73,7 +73,7 @@ def bipartition(bqm: dimod.BinaryQuadraticModel) -> tuple[list[Hashable], list[H
     """
     variables = list(bqm.variables)
     n = len(variables)
-    _, (row, col, q), _ = bqm.to_numpy_vectors(variable_order=variables)
+    row, col, q = bqm.to_numpy_vectors(variable_order=variables).quadratic
     keep = np.asarray(q) != 0
     row, col = np.asarray(row)[keep], np.asarray(col)[keep]
     adjacency: list[list[int]] = [[] for _ in range(n)]

@@ -188,6 +188,7 @@ class ChainEmbeddingComposite(dimod.ComposedSampler):
         if self._embedding is None:
             self.embedding = self.find_embedding(bqm)
         emb = self._embedding
+        assert emb is not None  # given, or found just above
         missing = [v for v in bqm.variables if v not in emb]
         if missing:
             raise EmbeddingError(f"the embedding has no chain for variable(s) {missing[:20]}")
@@ -251,6 +252,7 @@ class ChainEmbeddingComposite(dimod.ComposedSampler):
         adjacency = self.target_adjacency
         absent = [(p, q) for p, q in target.quadratic if q not in adjacency[p]]
         if absent:
+            assert self._embedding is not None  # the BQM was embedded with it
             owner = {q: v for v, chain in self._embedding.items() for q in chain}
             bad = {frozenset((owner[p], owner[q])) for p, q in absent}
             pairs = [(u, v) for u, v in bqm.quadratic if frozenset((u, v)) in bad]

@@ -170,7 +170,8 @@ class ExactSampler(Sampler):
         hidden_small, k = _check_size(params.n_visible, params.n_hidden, self.max_bits)
         dev = params.device
         g = self.generator(dev)
-        p64 = RBMParams(*(t.to(torch.float64) for t in (params.W, params.b, params.c)), params.mask)
+        W64, b64, c64 = (t.to(torch.float64) for t in (params.W, params.b, params.c))
+        p64 = RBMParams(W64, b64, c64, params.mask)
         total = 1 << k
         block = 1 << min(k, _BLOCK_BITS)
         if not params.batched:

@@ -365,7 +365,7 @@ class GibbsSampler(Sampler):
         if steps == "auto" or self.diagnostics:
             vT, hT, report = _run_diagnosed(self, kernel, vT, steps, source)
         else:
-            vT, hT = kernel.run(vT, steps, source)
+            vT, hT = kernel.run(vT, int(steps), source)  # not "auto": an int
         info = {
             "steps": steps if report is None else report.steps,
             "beta": beta,
@@ -416,7 +416,7 @@ def _run_diagnosed(sampler: GibbsSampler, kernel: GibbsKernel, vT: torch.Tensor,
     """
     from physamp.samplers.diagnostics import plan_checks, run_with_checks
 
-    state = [vT, None]
+    state: list[Any] = [vT, None]  # (vT, hT) after the latest sweeps
 
     def advance(n: int) -> None:
         state[0], state[1] = kernel.run(state[0], n, source)

@@ -115,7 +115,7 @@ class NealSampler(Sampler):
 
     def __init__(
         self,
-        num_sweeps: int = 1000,
+        num_sweeps: int | str = 1000,
         *,
         beta: float = 1.0,
         schedule: str = "fixed",
@@ -156,7 +156,7 @@ class NealSampler(Sampler):
             randomize_order,
             acceptance,
         )
-        self._sa = None
+        self._sa: Any = None  # dwave.samplers' SimulatedAnnealingSampler, built on first use
         self.use_bqm = bool(use_bqm)
 
     def _repr_options(self) -> dict[str, Any]:
@@ -275,7 +275,7 @@ class NealSampler(Sampler):
             reads_per_call = groups[0].stop - groups[0].start
             report = self._run_diagnosed(params, spins, advance, num_sweeps, reads_per_call)
         else:
-            advance(num_sweeps)
+            advance(int(num_sweeps))  # not "auto": an int
         x = torch.from_numpy((spins > 0).astype(np.float32))
         info = {
             "num_sweeps": num_sweeps if report is None else report.steps,

@@ -381,6 +381,7 @@ class QPULedger:
         )
 
     def _load(self) -> None:
+        assert self.path is not None  # called only for a ledger kept in a file
         try:
             data = self.path.read_bytes()
         except OSError as err:

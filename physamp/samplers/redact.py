@@ -109,7 +109,7 @@ def _config_key() -> tuple:
         from dwave.cloud.config.loaders import get_configfile_paths
 
         paths = list(get_configfile_paths(only_existing=False))
-    stamps = []
+    stamps: list[tuple[str, int | None, int | None]] = []
     for p in paths:
         try:
             st = os.stat(p)

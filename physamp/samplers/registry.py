@@ -83,7 +83,8 @@ def make_sampler(name: str | Sampler | Any, **options: Any) -> Sampler:
         return name
     if not isinstance(name, str):
         if hasattr(name, "sample") and hasattr(name, "parameters"):  # a dimod sampler
-            return _resolve("dimod")(sampler=name, **options)
+            dimod_backend: Any = _resolve("dimod")  # DimodSampler, whose first option is sampler=
+            return dimod_backend(sampler=name, **options)
         raise TypeError(f"make_sampler needs a backend name, got {type(name).__name__}")
     cls = _resolve(name)
     try:

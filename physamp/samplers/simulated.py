@@ -118,9 +118,9 @@ class SimulatedDevice(Composite):
         for name, val in (("weight_noise", weight_noise), ("bias_noise", bias_noise)):
             if not (isinstance(val, (int, float)) and val >= 0 and val == val and val != float("inf")):
                 raise ValueError(f"{name} must be a finite σ >= 0, got {val!r}")
-        for name, val in (("max_weight", max_weight), ("max_bias", max_bias)):
-            if val is not None and not (isinstance(val, (int, float)) and 0 < val < float("inf")):
-                raise ValueError(f"{name} must be None or a positive finite number, got {val!r}")
+        for name, limit in (("max_weight", max_weight), ("max_bias", max_bias)):
+            if limit is not None and not (isinstance(limit, (int, float)) and 0 < limit < float("inf")):
+                raise ValueError(f"{name} must be None or a positive finite number, got {limit!r}")
         if space not in ("rbm", "ising"):
             raise ValueError(f"space must be 'rbm' or 'ising', got {space!r}")
         self.weight_noise, self.bias_noise = float(weight_noise), float(bias_noise)
@@ -183,6 +183,7 @@ class SimulatedDevice(Composite):
                 )
             else:
                 changed = request != last
+                assert self._weight_error is not None  # set together with _last_request
                 err = self._weight_error.clone()
                 n = int(changed.sum())
                 if n:

@@ -157,7 +157,7 @@ _SHAPE_KEYS = {"chimera": ("rows", "columns", "tile"), "pegasus": ("rows",), "ze
 def _graph_family(graph_meta: dict) -> tuple[str | None, tuple | None]:
     """``(family, shape)`` of a dwave.graphs graph's metadata, in ``properties["topology"]`` form."""
     family = graph_meta.get("family")
-    keys = _SHAPE_KEYS.get(family)
+    keys = None if family is None else _SHAPE_KEYS.get(family)
     if keys is None or not all(k in graph_meta for k in keys):
         return family, None
     return family, tuple(int(graph_meta[k]) for k in keys)

@@ -67,7 +67,7 @@ def _bipartite_rbm(
 ) -> Topology:
     coords = {q: graph.nodes[q][coord_key] for q in graph.nodes}
     u_pos = coord_names.index("u")
-    candidates = {"u": (u_pos,)}
+    candidates: dict[str, tuple[int, ...]] = {"u": (u_pos,)}
     for pos, other in enumerate(coord_names):
         if other != "u":
             candidates[f"u^{other}"] = (u_pos, pos)
@@ -77,6 +77,7 @@ def _bipartite_rbm(
         cut = cut_size(graph, colour)
         if cut > best_cut:
             best_name, best_colour, best_cut = cand, colour, cut
+    assert best_colour is not None  # any cut (>= 0) beats the start (-1)
     colour = bipartite_subgraph_colouring(graph, best_colour, seed=seed)
     kept_cut = cut_size(graph, colour)
     total = graph.number_of_edges()

@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 
 import dwave.graphs as dg
 
@@ -66,7 +67,8 @@ def chimera_rbm(m: int, n: int | None = None, t: int = 4, *, pixel_mapping: str 
     if pixel_mapping is not None:
         check_pixel_mapping(pixel_mapping, m, n, t)
     graph = dg.chimera_graph(m, n, t)
-    visible, hidden = [], []
+    visible: list[Hashable] = []
+    hidden: list[Hashable] = []
     for q in sorted(graph.nodes):
         (visible if chimera_colour(*graph.nodes[q]["chimera_index"]) == 0 else hidden).append(q)
     if pixel_mapping is not None:
@@ -96,7 +98,7 @@ def chimera_topology(request: TopologyRequest) -> Topology:
             f"unknown chimera mapping {request.arg!r}; use chimera, chimera:pixel_blocks, chimera:extended "
             "or chimera:none"
         )
-    if request.from_size:
+    if request.size is not None:  # request.from_size
         return chimera_rbm(request.size, pixel_mapping=SPEC_MAPPINGS.get(request.arg))
     n_visible, n_hidden = request.rbm_shape()
     side = int(round(math.sqrt(n_visible)))

@@ -75,12 +75,12 @@ def draw_topology(
     graph = topology.graph
     pos = topology_layout(topology)
     n = max(graph.number_of_nodes(), 1)
-    size = node_size if node_size is not None else max(2.0, min(60.0, 6000.0 / n))
+    px = node_size if node_size is not None else max(2.0, min(60.0, 6000.0 / n))
     hidden_set = set(topology.hidden)
     nodes = list(graph.nodes)
     colours = [HIDDEN_COLOUR if q in hidden_set else VISIBLE_COLOUR for q in nodes]
     nx.draw_networkx_edges(graph, pos, ax=ax, alpha=edge_alpha, width=0.5)
-    nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_color=colours, node_size=size, ax=ax)
+    nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_color=colours, node_size=px, ax=ax)
     handles = [
         Line2D([], [], marker="o", ls="", color=VISIBLE_COLOUR, label=f"visible ({topology.n_visible})"),
         Line2D([], [], marker="o", ls="", color=HIDDEN_COLOUR, label=f"hidden ({topology.n_hidden})"),

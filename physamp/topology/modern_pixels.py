@@ -134,7 +134,7 @@ def _closest(qubits: list, centres: dict, centre: np.ndarray, n: int) -> list:
 def _refine(order: np.ndarray, dist: np.ndarray, side: int, steps: int, seed: int) -> np.ndarray:
     """Pairwise swaps of pixel assignments that strictly lower the neighbour hop total."""
     n = side * side
-    nbrs = [[] for _ in range(n)]
+    nbrs: list[list[int]] = [[] for _ in range(n)]
     for a, b in grid_neighbour_pairs(side):
         nbrs[a].append(b)
         nbrs[b].append(a)
@@ -225,7 +225,7 @@ def modern_rbm(family: str, *, seed: int = 0, refine_steps: int = 100_000) -> To
 
 
 def _family_topology(family: str, request: TopologyRequest) -> Topology:
-    if request.from_size:
+    if request.size is not None:  # request.from_size
         request.no_arg()
         build = pegasus_rbm if family == "pegasus" else zephyr_rbm
         return build(request.size, seed=request.seed)

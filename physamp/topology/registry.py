@@ -106,8 +106,9 @@ class TopologyRequest:
 
     def rbm_shape(self) -> tuple[int, int]:
         """``(n_visible, n_hidden)``; from a grid size, the square ``(size, size)``."""
-        if self.from_size:
+        if self.size is not None:  # self.from_size
             return self.size, self.size
+        assert self.n_visible is not None and self.n_hidden is not None  # exactly one of the two is set
         return self.n_visible, self.n_hidden
 
     def no_arg(self) -> None:

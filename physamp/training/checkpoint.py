@@ -240,7 +240,7 @@ def load_component(
     name: str = "model",
     *,
     map_location: str | torch.device | None = "cpu",
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     """The state dict of component ``name`` of a checkpoint (a path, or a dict from :func:`load_checkpoint`).
 
     ``model.load_state_dict(load_component("runs/x/checkpoint.pt"))`` restores a model

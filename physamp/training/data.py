@@ -191,10 +191,10 @@ class ResumableLoader:
         self.order = BatchOrder(n, batch_size, seed=seed, shuffle=shuffle, drop_last=drop_last)
         self.dataset = dataset
         self._tensors: tuple[torch.Tensor, ...] | None = None
-        self._generator = torch.Generator()
+        self._generator: torch.Generator | None = torch.Generator()  # None for from_tensors
         from torch.utils.data import DataLoader
 
-        self.loader = DataLoader(
+        self.loader: DataLoader | None = DataLoader(
             dataset, batch_sampler=self.order, generator=self._generator, **loader_kwargs
         )
         self.epoch, self.batch = 0, 0
@@ -257,6 +257,7 @@ class ResumableLoader:
 
             return fetch()
         self.order.set_epoch(self.epoch, self.batch)
+        assert self._generator is not None and self.loader is not None  # a loader over a dataset
         self._generator.manual_seed(derive_seed(self.order.seed, "data-loader", self.epoch, self.batch))
         return iter(self.loader)
 

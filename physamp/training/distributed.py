@@ -192,6 +192,7 @@ class GlobalBatchNorm(_BatchNorm):
         mean = total / n
         var = (total_sq / n - mean.square()).clamp_min(0.0)  # biased: what normalises
         if self.training and self.track_running_stats:
+            assert self.running_mean is not None and self.running_var is not None  # track_running_stats
             with torch.no_grad():
                 self.running_mean.mul_(1 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
                 unbiased = var * (n / (n - 1))
@@ -239,7 +240,7 @@ def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, dict):
         out = (OrderedDict if isinstance(obj, OrderedDict) else dict)((k, _to_cpu(v)) for k, v in obj.items())
         if hasattr(obj, "_metadata"):  # a module's state dict: its version information
-            out._metadata = obj._metadata
+            out._metadata = obj._metadata  # type: ignore[attr-defined]  # (an OrderedDict takes attributes)
         return out
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_cpu(v) for v in obj)
@@ -388,7 +389,7 @@ class Distributed:
         returned unwrapped. ``ali`` keeps the unwrapped players, with unchanged parameter
         objects and state-dict keys.
         """
-        players = []
+        players: list[nn.Module | None] = []
         for name in ("encoder", "decoder", "discriminator"):
             module = getattr(ali, name)
             if module is None:

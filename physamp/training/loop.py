@@ -360,6 +360,7 @@ class TrainLoop:
         return None if self.run_dir is None else self.run_dir / "checkpoint.pt"
 
     def _claim_run_dir(self, overwrite: bool) -> None:
+        assert self.run_dir is not None  # called only for a loop with a run directory
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = run_dir_lock(self.run_dir).acquire()  # a RunDirectoryError if another process has it
         try:
@@ -374,6 +375,7 @@ class TrainLoop:
             self._lock.release()
 
     def _check_run_dir(self, overwrite: bool) -> None:
+        assert self.run_dir is not None  # called only for a loop with a run directory
         cfg_path = self.run_dir / "config.json"
         if cfg_path.exists() and not overwrite:
             old = read_run_config(cfg_path)
@@ -505,8 +507,10 @@ class TrainLoop:
         ``stop_after`` stops after that many steps of this call (with a checkpoint),
         as an interruption would: tests and time-boxed jobs use it.
         """
-        if self.run_dir is not None and not self._lock.held:  # a second run() of this loop
-            self._lock.acquire()
+        if self.run_dir is not None:
+            assert self._lock is not None  # taken when the loop claimed its run directory
+            if not self._lock.held:  # a second run() of this loop
+                self._lock.acquire()
         try:
             return self._run(resume, stop_after)
         finally:

@@ -64,7 +64,8 @@ class MetricsLogger:
         cols = self._columns
         with open(tmp, "w", newline="") as f:
             if self.format == "csv":
-                writer = csv.DictWriter(f, fieldnames=cols)
+                # cols is None only for an empty CSV file (then this raises, as it always has)
+                writer = csv.DictWriter(f, fieldnames=cols)  # type: ignore[arg-type]
                 writer.writeheader()
                 writer.writerows(keep)
             else:
@@ -99,6 +100,7 @@ class MetricsLogger:
     def _add_columns(self, extra: list[str]) -> None:
         """Rewrite the CSV file with ``extra`` columns appended (empty in the earlier rows), atomically."""
         rows = read_metrics(self.path) if self.path.exists() and self.path.stat().st_size else []
+        assert self._columns is not None  # log() sets the columns before it adds any
         self._columns = [*self._columns, *extra]
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
         with open(tmp, "w", newline="") as f:

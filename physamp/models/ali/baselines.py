@@ -172,14 +172,14 @@ class _Trainer(Trainer):
     cfg: BaselineConfig
 
     @property
-    def total_steps(self) -> int:
+    def total_steps(self) -> int:  # type: ignore[override]  # Trainer: "an attribute or a property"
         return self.cfg.steps
 
     def config_dict(self) -> dict[str, Any]:
         return {"model": self.kind, "network": "toy", "seeding": SEEDING_VERSION, **asdict(self.cfg)}
 
     @property
-    def desc(self) -> str:
+    def desc(self) -> str:  # type: ignore[override]  # Trainer.desc is a plain class attribute
         return f"train-{self.kind}"
 
     def prepare(self, loop: TrainLoop, run_dir) -> bool:

@@ -127,8 +127,10 @@ class ALIFigures(Callback):
         if self.n_classes:
             paths.append(write_conditional_grid(ali, self.z[:10], self.n_classes, out / "conditional.png"))
         elif ali.n_cond:  # attributes (CelebA): the validation images' own attribute vectors
-            n = min(len(self.z), len(self.y_val))
-            paths.append(write_sample_grid(ali, self.z[:n], out / "samples.png", self.y_val[:n]))
+            y_val = self.y_val
+            assert y_val is not None, "a model conditioned on attributes needs y_val"
+            n = min(len(self.z), len(y_val))
+            paths.append(write_sample_grid(ali, self.z[:n], out / "samples.png", y_val[:n]))
         else:
             paths.append(write_sample_grid(ali, self.z, out / "samples.png"))
         if ali.encoder is not None:

@@ -184,8 +184,9 @@ class Decoder(nn.Module):
         if not self.spec.is_image:
             return
         last = self.net[-1]
-        conv = next(m for m in last if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+        conv = next(m for m in last.children() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
         m = x.float().mean(dim=(0, 2, 3)).clamp(eps, 1 - eps)
+        assert conv.bias is not None  # the output convolution has a bias
         conv.bias.copy_(torch.log(m) - torch.log1p(-m))
 
 
@@ -202,7 +203,9 @@ class Discriminator(nn.Module):
         self.d_z: Stack | None = build_stack(spec.d_z, spec.latent, spec) if sees_z else None
         self.embed = _Embedding(n_cond, cond_embed, spec.is_image) if n_cond else None
         joint_in = (
-            self.d_x.out_channels + (self.d_z.out_channels if sees_z else 0) + (cond_embed if n_cond else 0)
+            self.d_x.out_channels
+            + (self.d_z.out_channels if self.d_z is not None else 0)
+            + (cond_embed if n_cond else 0)
         )
         self.d_joint: Stack = build_stack(spec.d_joint, joint_in, spec)
 
@@ -215,6 +218,7 @@ class Discriminator(nn.Module):
         if self.sees_z:
             if z is None:
                 raise ValueError("the ALI discriminator scores pairs: call it as discriminator(x, z)")
+            assert self.d_z is not None  # built when sees_z
             parts.append(self.d_z(z.to(parts[0].dtype)))
         if self.embed is not None:
             parts.append(self.embed(y).to(parts[0].dtype))

@@ -450,7 +450,8 @@ def layer_shapes(layers: Sequence[Layer], in_shape: Sequence[int]) -> list[tuple
 
     Conv: ``(H - k) // s + 1``; transposed conv: ``(H - 1)·s + k``.
     """
-    shape, out = tuple(in_shape), []
+    shape: tuple[int, ...] = tuple(in_shape)
+    out: list[tuple[int, ...]] = []
     for layer in layers:
         if layer.op == "linear":
             shape = (layer.out,)

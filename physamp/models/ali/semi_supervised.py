@@ -162,9 +162,9 @@ class SVMResult:
     standardize: bool = True
     gram: bool = False
     elapsed_s: float = 0.0
-    val_indices: np.ndarray = field(default=None, repr=False)  # into the training set
-    train_indices: np.ndarray = field(default=None, repr=False)  # (n_svms, n_labels), into the training set
-    select_indices: np.ndarray = field(default=None, repr=False)  # (n_select, n_labels) selection draws
+    val_indices: np.ndarray | None = field(default=None, repr=False)  # into the training set
+    train_indices: np.ndarray | None = field(default=None, repr=False)  # (n_svms, n_labels), into training
+    select_indices: np.ndarray | None = field(default=None, repr=False)  # (n_select, n_labels) draws
 
     def format(self, digits: int = 2) -> str:
         """``"19.14 ± 0.50"``: mean ± sample std of the test error (%); the mean alone if n_svms == 1."""
@@ -305,7 +305,7 @@ def _as_array(x, name: str) -> np.ndarray:
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
-        torch = None
+        torch = None  # type: ignore[assignment]
     if torch is not None and isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
@@ -653,12 +653,12 @@ def _svm_protocol(
             since_best = 0 if val_mean[-1] < min(val_mean[:-1], default=np.inf) else since_best + 1
             if patience is not None and since_best >= patience:
                 break
-        val_mean = np.asarray(val_mean)
-        scanned = grid[: len(val_mean)]
-        tied = np.flatnonzero(val_mean == val_mean.min())
+        val_errors = np.asarray(val_mean)
+        scanned = grid[: len(val_errors)]
+        tied = np.flatnonzero(val_errors == val_errors.min())
         best = int(tied[np.argmin(scanned[tied])])  # ties: the smallest C
-        val_curve = [(float(c), float(e)) for c, e in zip(scanned, val_mean, strict=True)]
-        c_best, val_error = float(scanned[best]), float(val_mean[best])
+        val_curve = [(float(c), float(e)) for c, e in zip(scanned, val_errors, strict=True)]
+        c_best, val_error = float(scanned[best]), float(val_errors[best])
     else:
         val_curve, c_best, val_error = [], float(grid[0]), float("nan")
 

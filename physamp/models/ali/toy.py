@@ -429,7 +429,7 @@ def plot_toy_panels(
             t = t.astype(np.float64)
             if t.ndim != 2 or t.shape[1] != 2:
                 raise ValueError(f"panels[{name!r}][{key!r}] must have shape (n, 2); got {t.shape}")
-            col = "0.2"
+            col: str | np.ndarray = "0.2"
             if key in ("x", "qz", "x_rec") and colours is not None:
                 if len(colours) != len(t):
                     raise ValueError(

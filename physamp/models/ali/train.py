@@ -378,7 +378,7 @@ class ALITrainer(Trainer):
         return out
 
     @property
-    def desc(self) -> str:
+    def desc(self) -> str:  # type: ignore[override]  # Trainer.desc is a plain class attribute
         return "train-gan" if self.cfg.gan else "train-ali"
 
     def loop_options(self, options: dict[str, Any]) -> dict[str, Any]:

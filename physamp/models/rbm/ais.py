@@ -563,7 +563,7 @@ def test_nll(rbm, data, log_z, *, batch_size: int = 4096) -> NLLResult:
     return NLLResult(mean_f + lz, mean_f + lz_lo, mean_f + lz_hi, int(v.shape[0]))
 
 
-test_nll.__test__ = False  # not a pytest test, despite the name
+test_nll.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite the name
 
 
 # ---------------------------------------------------------------------------------------------

@@ -252,8 +252,10 @@ def train_and_evaluate(
             run_dir=run_dir, progress=progress, overwrite=overwrite, log_every=log_every, callbacks=callbacks
         )
         train_s = time.perf_counter() - t0
+        loop = trainer.loop
+        assert loop is not None  # fit() made it
         if run_dir is not None and not overwrite:
-            stored = _stored_result(run_dir, trainer.rbm, trainer.loop.config_json, ais, data)
+            stored = _stored_result(run_dir, trainer.rbm, loop.config_json, ais, data)
             if stored is not None:
                 return stored
         t1 = time.perf_counter()
@@ -277,7 +279,7 @@ def train_and_evaluate(
             dataset=getattr(data, "name", ""),
             protocol=getattr(data, "protocol", ""),
             run_dir=run_dir,
-            config=trainer.loop.config_json,
+            config=loop.config_json,
             ais=ais,
         )
         if run_dir is not None:

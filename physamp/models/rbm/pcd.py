@@ -613,6 +613,7 @@ class RBMTrainer(Trainer):
     """
 
     desc = "train-rbm"
+    batches_per_epoch: int  # set by __init__
 
     def intervals(self) -> tuple[int, int]:
         per = self.batches_per_epoch  # a checkpoint and a record per epoch

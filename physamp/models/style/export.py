@@ -147,7 +147,7 @@ def _check_net(net: object) -> None:
 def _check_format(format: object) -> str:
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {', '.join(map(repr, FORMATS))}")
-    return format  # type: ignore[return-value]
+    return format
 
 
 def _require_onnx(need_exporter: bool = False) -> tuple[Any, Any]:
@@ -271,7 +271,7 @@ def _export_onnx_dynamo(model: WeightedStyleNetwork, example: tuple, dest: Path,
 
 def _export_onnx_legacy(model: WeightedStyleNetwork, example: tuple, dest: Path, opset: int | None) -> None:
     axes = {0: "batch", 2: "height", 3: "width"}
-    kwargs = {} if opset is None else {"opset_version": opset}
+    kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notice, instance_norm's train flag
         torch.onnx.export(

@@ -23,6 +23,7 @@ style's targets, so a batch can mix styles and a trainer can report every style'
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -52,6 +53,8 @@ def _layer_weights(weights, layers: Sequence[str], what: str) -> dict[str, float
 
 
 class StyleLoss(nn.Module):
+    have_target: torch.Tensor | None  # a buffer (None until set_styles)
+    vgg: Any  # a loss network with .features(x, layers) -> {layer: activations}
     """Content and style losses of pastiches, per example, on a frozen loss network.
 
     Args:
@@ -171,9 +174,10 @@ class StyleLoss(nn.Module):
         """Eq. 7.2: ``Σ_i w_i · mean over C_i² of (G_i − target_i)²`` over the last two axes, ``grams``
         broadcast against ``targets``: ``(B, C, C)`` against ``(B, C, C)`` or ``(C, C)``, or
         ``(B, 1, C, C)`` against ``(1, N, C, C)``."""
-        return sum(
+        total = sum(
             w * (grams[k] - targets[k]).pow(2).flatten(-2).mean(-1) for k, w in self.style_weights.items()
         )
+        return cast(torch.Tensor, total)  # there is at least one style layer
 
     @torch.no_grad()
     def style_losses(self, pastiche: torch.Tensor) -> torch.Tensor:

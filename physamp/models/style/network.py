@@ -245,7 +245,8 @@ class StyleNetwork(nn.Module):
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The convolution weights (shared by every style)."""
-        return [c.weight for c in self.convs()]
+        # torch annotates Conv2d.weight as a Tensor; it is the module's Parameter
+        return [c.weight for c in self.convs()]  # type: ignore[misc]
 
     def style_parameters(self) -> list[nn.Parameter]:
         """Every CIN layer's ``γ`` and ``β`` (``(N, C)`` each)."""

@@ -220,22 +220,23 @@ class StyleTrainer(Trainer):
                     f"{cfg.image_size}"
                 )
             floats_ok = content.is_floating_point() and bool(torch.isfinite(content).all())
-            floats_ok = floats_ok and content.min() >= 0 and content.max() <= 1
+            floats_ok = floats_ok and bool(content.min() >= 0) and bool(content.max() <= 1)
             if content.dtype != torch.uint8 and not floats_ok:
                 raise ValueError("content images must be floats in [0, 1] or uint8")
             k = content.shape[0]
-            self.batches = None
+            batches: ResumableLoader | None = None
             if k >= batch:
-                self.batches = ResumableLoader.from_tensors(
+                batches = ResumableLoader.from_tensors(
                     content.to(self.device), batch_size=batch, seed=cfg.seed, drop_last=True
                 )
         else:
             k = len(content)
-            kwargs = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0}
-            self.batches = ResumableLoader(content, batch_size=batch, seed=cfg.seed, drop_last=True,
-                                           **kwargs) if k >= batch else None  # fmt: skip
-        if self.batches is None:
+            kwargs: dict[str, Any] = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0}
+            batches = ResumableLoader(content, batch_size=batch, seed=cfg.seed, drop_last=True,
+                                      **kwargs) if k >= batch else None  # fmt: skip
+        if batches is None:
             raise ValueError(f"{k} content images are fewer than one batch of {batch}; lower --batch-size")
+        self.batches = batches
         self.n_content = k
         self.batches_per_epoch = len(self.batches)
         self.total_steps = cfg.steps

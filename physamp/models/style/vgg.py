@@ -334,7 +334,7 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Preprocess:
-        return cls(float(d["scale"]), tuple(d["mean"]), tuple(d["std"]))  # type: ignore[arg-type]
+        return cls(float(d["scale"]), tuple(d["mean"]), tuple(d["std"]))
 
 
 def random_vgg(
