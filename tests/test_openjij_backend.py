@@ -228,6 +228,16 @@ def test_bad_options_get_one_clear_line():
     with pytest.raises(ValueError, match="method='sqa' needs gamma > 0"):
         sampler.sample(rbm, 2, gamma=0)
     assert make_sampler("openjij", method="sa").sample(rbm, 2, gamma=0.0).info["gamma"] == 0.0
+    # attributes set after construction are checked at the call (trotter=0 crashed OpenJij's core,
+    # a negative gamma ran silently on NaN couplings)
+    for attr, value, match in [
+        ("trotter", 0, "trotter must be an integer >= 2"),
+        ("gamma", -1.0, "gamma must be a finite number >= 0"),
+    ]:
+        bad = make_sampler("openjij", gamma=1.0, trotter=4, steps=1)
+        setattr(bad, attr, value)
+        with pytest.raises(ValueError, match=match):
+            bad.sample(rbm, 2)
 
 
 @needs_openjij

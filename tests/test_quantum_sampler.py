@@ -255,6 +255,25 @@ def test_persistent_worldlines_continue_and_round_trip_bit_identically():
     assert d.worldlines is None and d.sample(rbm, 10).info["start"] == "new"
 
 
+@pytest.mark.parametrize("nv", [1, 3])
+def test_samples_and_checkpoints_do_not_hold_the_worldline_buffers(nv):
+    """The returned slice 0 and the chains in ``state_dict`` own compact storage: views of the
+    ``(units, M, N)`` buffers would keep them alive and make a checkpoint M times larger."""
+    rbm = physamp.RBM(nv, 2)
+    s = make_sampler("quantum", gamma=1.0, trotter=16, steps=2, persistent=True, seed=0, diagnostics=False)
+    out = s.sample(rbm, 40)
+    sd = s.state_dict()
+    for t in (out._v, out._h, sd["chains_v"], sd["chains_h"]):
+        assert t.untyped_storage().nbytes() == t.numel() * t.element_size()
+    saved = []
+    for state in (sd, {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in sd.items()}):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        saved.append(buf.tell())
+    assert saved[0] <= saved[1]  # no larger than a checkpoint of compact copies
+    assert s.sample(rbm, 40).info["start"] == "continued"
+
+
 def test_seeded_reproducibility():
     rbm = random_rbm("2x3")
     run = lambda seed: make_sampler("quantum", gamma=0.7, trotter=5, steps=4, seed=seed).sample(rbm, 200)  # noqa: E731
@@ -313,6 +332,16 @@ def test_bad_per_call_options():
         s.sample(rbm, 10, beta=float("nan"))
     with pytest.raises(TypeError, match="unknown option"):
         s.sample(rbm, 10, trotter=4)
+    # attributes set after construction are checked at the call, with the same one-line errors
+    for attr, value, match in [
+        ("gamma", -1.0, "gamma must be a finite number >= 0"),
+        ("gamma", float("nan"), "gamma must be a finite number >= 0"),
+        ("trotter", 0, "trotter must be an integer >= 2"),
+    ]:
+        t = make_sampler("quantum", gamma=1.0, steps=2)
+        setattr(t, attr, value)
+        with pytest.raises(ValueError, match=match):
+            t.sample(rbm, 10)
 
 
 # --- training and the command line ------------------------------------------------------------------

@@ -391,9 +391,10 @@ class OpenJijBackend(Sampler):
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
         steps = _check_steps(opts.get("steps", self.steps))
         beta = opts.get("beta", self.beta)  # a per-call beta is checked by Sampler.sample
-        gamma = self._check_method_gamma(opts["gamma"]) if "gamma" in opts else self.gamma
+        # attributes set since the constructor are checked too (a bad trotter crashes OpenJij's core)
+        gamma = self._check_method_gamma(opts.get("gamma", self.gamma))
         sqa = self.method == "sqa"
-        M = self.trotter if sqa else 1
+        M = _check_trotter(self.trotter) if sqa else 1
         nv, n = params.n_visible, params.n_visible + params.n_hidden
         t0 = time.perf_counter()
         upper, fields = self._ising(params)

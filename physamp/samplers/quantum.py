@@ -77,7 +77,7 @@ class _PathIntegral:
 
     ``start`` is the visible worldlines to begin from; it is only read (the first hidden update
     reads it, the visible updates write this object's own buffer), so the worldlines of an
-    earlier call -- and the samples it returned, views of them -- are never overwritten.
+    earlier call are never overwritten.
     """
 
     def __init__(self, kernel: GibbsKernel, start: torch.Tensor, coupling: float, generator, bar=None):
@@ -327,13 +327,15 @@ class QuantumSampler(Sampler):
 
         steps = check_sweeps_or_auto(opts.get("steps", self.steps), what="path-integral sweeps per call")
         beta = opts.get("beta", self.beta)  # a per-call beta is checked by Sampler.sample
-        gamma = check_gamma(opts["gamma"]) if "gamma" in opts else self.gamma
+        # the attributes are re-checked: a user may have set sampler.gamma / sampler.trotter since
+        gamma = check_gamma(opts.get("gamma", self.gamma))
+        trotter = check_trotter(self.trotter)
         if steps == "auto" and num_samples < 2:
             raise ValueError(
                 "steps='auto' compares chains (split-R̂), so it needs num_samples >= 2; "
                 "pass an integer steps for a single chain"
             )
-        slices = 1 if gamma == 0.0 else self.trotter
+        slices = 1 if gamma == 0.0 else trotter
         epsilon = beta / slices
         coupling = trotter_coupling(gamma, beta, slices)
         kernel = GibbsKernel(params, num_samples, beta=epsilon, sparse=self.sparse)
@@ -357,7 +359,7 @@ class QuantumSampler(Sampler):
         info: dict[str, Any] = {
             "gamma": gamma,
             "beta": beta,
-            "trotter": self.trotter,
+            "trotter": trotter,
             "slices": slices,
             "epsilon": epsilon,
             "j_perp": coupling,
@@ -387,8 +389,10 @@ class QuantumSampler(Sampler):
                     "convergence": {"statistic": _STATISTIC, "reason": "not computed: diagnostics=False"},
                 }
             )
-        # (N, units) views of slice 0 of this call's own buffers: Samples makes them contiguous
-        return V[:, 0, :].t(), H[:, 0, :].t(), info
+        # slice 0 as compact (N, units) copies, not views: a view would keep (and torch.save would
+        # write, through the base class's chains in state_dict) the whole (units, M, N) buffer
+        fmt = torch.contiguous_format
+        return V[:, 0, :].t().clone(memory_format=fmt), H[:, 0, :].t().clone(memory_format=fmt), info
 
 
 def _run_diagnosed(sampler: QuantumSampler, engine: _PathIntegral, steps):
