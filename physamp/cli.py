@@ -102,8 +102,9 @@ def cmd_check_sampler(args) -> int:
     # a backend with a transverse field Γ > 0 (quantum, openjij, exact with gamma) is compared with
     # the transverse-field distribution p_Γ at β = 1, and one with a Trotter number M also with the
     # exact Trotter-M distribution it targets; the others with the classical p ∝ exp(−E)
-    gamma = getattr(sampler, "gamma", None)
-    quantum = isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and gamma > 0
+    gamma_attr = getattr(sampler, "gamma", None)
+    quantum = isinstance(gamma_attr, (int, float)) and not isinstance(gamma_attr, bool) and gamma_attr > 0
+    gamma = float(gamma_attr) if quantum and gamma_attr is not None else 0.0
     trotter = getattr(sampler, "trotter", None) if quantum else None
     trotter = trotter if isinstance(trotter, int) and not isinstance(trotter, bool) else None
     if quantum:
@@ -252,6 +253,11 @@ def cmd_train_rbm(args) -> int:
     trained = Trained()
     figure = run_dir / "samples.png"
     built: list = []  # the trainer, for the QPU estimate before training and the cost report after
+
+    def on_trainer(trainer) -> None:
+        built.append(trainer)
+        _print_qpu_estimate(trainer, run_dir)
+
     try:
         result = train_and_evaluate(
             cfg,
@@ -263,7 +269,7 @@ def cmd_train_rbm(args) -> int:
             progress=not args.no_progress,
             overwrite=args.overwrite,
             callbacks=[trained],
-            on_trainer=lambda trainer: (built.append(trainer), _print_qpu_estimate(trainer, run_dir)),
+            on_trainer=on_trainer,
         )
         if not (result.reused and figure.exists()):
             shape = data.image_shape or (1, data.n_features)

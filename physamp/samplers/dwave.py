@@ -419,7 +419,7 @@ class DWaveBackend(Sampler):
             self._check_sampler_kwargs(sampler, sample_kwargs)
         self._sampler = sampler
         self._owns_sampler = False
-        self._embedder = None  # ChainEmbeddingComposite around the solver, built on first use
+        self._embedder: Any = None  # ChainEmbeddingComposite around the solver, built on first use
         self.topology = topology
         self.embedding = embedding
         self.solver = solver
@@ -981,6 +981,7 @@ class DWaveBackend(Sampler):
         flips = flip_energies(plan.bqm, spins, qubits) if plan.estimate_temperature or few else None
         infinite = False
         if plan.estimate_temperature:
+            assert flips is not None  # computed whenever the temperature is estimated
             fit = fit_beta(flips)  # never raises on the samples: it says why when it cannot
             if fit.beta is None:  # an infinite estimate too: a warning, not a number
                 infinite = fit.infinite

@@ -400,6 +400,7 @@ class OpenJijBackend(Sampler):
         upper, fields = self._ising(params)
         starts, how = self._starts(params, num_samples, initial, beta, M)
         seeds = torch.randint(0, 2**31 - 1, (num_samples,), generator=self.generator("cpu")).tolist()
+        schedule: list[tuple]  # (s, β, sweeps) entries for SQA, (β, sweeps) for SA
         if sqa:
             s, beta_oj, gamma_oj = openjij_point(beta, gamma)
             schedule = [(s, beta_oj, steps)]
@@ -451,7 +452,7 @@ class OpenJijBackend(Sampler):
         entry.one_mc_step = schedule[0][-1]
         algorithm = cxx.algorithm.Algorithm_SingleSpinFlip_run
         per_read = fields.shape[0] > 1
-        system = None if per_read else make(self._graph(upper, fields[0]), starts[0].tolist())
+        system: Any = None if per_read else make(self._graph(upper, fields[0]), starts[0].tolist())
         run_time = 0.0
         for r in range(N):
             w = starts[r].tolist()  # python ints: OpenJij converts them 3x faster than numpy rows

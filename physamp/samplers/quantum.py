@@ -85,7 +85,7 @@ class _PathIntegral:
         nh = kernel.nh
         self.kernel, self.coupling, self.generator, self.bar = kernel, coupling, generator, bar
         self.shape = (M, N)
-        kw = {"dtype": kernel.dtype, "device": kernel.device}
+        kw: dict[str, Any] = {"dtype": kernel.dtype, "device": kernel.device}
         self.V = torch.empty(nv, M, N, **kw)
         self.H = torch.empty(nh, M, N, **kw)
         self.src = start
@@ -287,6 +287,7 @@ class QuantumSampler(Sampler):
             and initial.v is self._chains.v  # the chains this sampler stored, handed back
         )
         if ours:
+            assert kept is not None and initial is not None
             V, H = kept
             fits = V.shape == (nv, slices, num_samples) and H.shape == (nh, slices, num_samples)
             if fits:
@@ -347,7 +348,7 @@ class QuantumSampler(Sampler):
             if steps == "auto" or self.diagnostics:
                 report = _run_diagnosed(self, engine, steps)
             else:
-                engine.run(steps)
+                engine.run(int(steps))
         finally:
             if bar is not None:
                 bar.close()

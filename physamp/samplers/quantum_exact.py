@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import torch
 
@@ -258,11 +259,11 @@ def trotter_error_table(
     rows = []
     for gamma in gammas:
         log_pg, _ = rbm_transverse_field_log_probs(rbm, gamma, beta, max_spins=max_spins)
-        prev = None
+        prev: float | None = None
         for M in trotters:
             log_pm, _ = trotter_log_probs(rbm, gamma, beta, M, max_spins=max_spins)
             tv = _tv(log_pm, log_pg)
-            row = {"gamma": float(gamma), "trotter": int(M), "tv_trotter": tv}
+            row: dict[str, Any] = {"gamma": float(gamma), "trotter": int(M), "tv_trotter": tv}
             row["ratio"] = prev / tv if prev is not None and tv > 0 else None
             prev = tv
             if num_samples:

@@ -194,7 +194,7 @@ import math
 import numbers
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import dimod
@@ -631,12 +631,12 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
         )
 
     @property
-    def nodelist(self) -> list[int]:
+    def nodelist(self) -> list[Hashable]:
         """Working qubits, sorted."""
         return self._nodelist
 
     @property
-    def edgelist(self) -> list[tuple[int, int]]:
+    def edgelist(self) -> list[tuple[Hashable, Hashable]]:
         """Working couplers ``(u, v)`` with ``u < v``, sorted."""
         return self._edgelist
 
