@@ -156,6 +156,20 @@ def test_samples_follow_the_trotter_distribution(model, gamma, M):
     assert 0 < info["kink_density"] < 0.5 and info["kinks_visible"] > 0 and not info["classical"]
 
 
+@pytest.mark.parametrize("beta, M", [(0.5, 5), (2.0, 3)])
+def test_beta_scales_the_slices_and_the_transverse_term(beta, M):
+    """β ≠ 1: ε = β/M multiplies both the slice energies and the transverse term (J⊥ = −½ ln tanh(εΓ));
+    confusing β/M with 1/M, or leaving β off the transverse term, fails the bound."""
+    rbm, n, gamma = random_rbm("3x2"), 50_000, 1.0
+    q, s = draw(rbm, n, gamma=gamma, trotter=M, beta=beta, seed=7)
+    p = p_trotter(rbm, gamma, M, beta)
+    bound = tv_bound(p, n)
+    assert tv(q, p) < bound, (tv(q, p), bound)
+    assert s.info["epsilon"] == pytest.approx(beta / M)
+    assert tv(q, p_trotter(rbm, gamma, M, 1.3 * beta)) > bound
+    assert tv(q, p_trotter(rbm, gamma * beta, M, 1.0)) > bound  # β on the transverse term only
+
+
 def test_samples_at_large_m_follow_p_gamma_within_the_trotter_error():
     rbm, n, gamma, M = random_rbm("2x3"), 40_000, 1.0, 32
     q, _ = draw(rbm, n, gamma=gamma, trotter=M, seed=5)
