@@ -22,6 +22,7 @@ EXPERIMENTS = {
     "style-add": "physamp.experiments.style_add",
     "style-interpolation": "physamp.experiments.style_interpolation",
     "beta-estimation": "physamp.experiments.beta_estimation",
+    "quantum-negative-phase": "physamp.experiments.quantum_negative_phase",
 }
 
 __all__ = ["EXPERIMENTS"]
