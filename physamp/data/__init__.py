@@ -77,13 +77,14 @@ def load_dataset(
 ) -> BinaryDataset:
     """Load the dataset ``name`` (one of ``DATASETS``); see the module docstring.
 
-    root: a local folder with the files: the four IDX files for ``mnist``, the shared datasets
-        folder for ``mnist-offline`` (and ``mnist-default``, which then means the offline split
-        found there), ``connect-4.data`` for ``connect4``. ``mnist-bundled`` ships in the
-        package and takes no root.
-    download: fetch missing files into ``cache_dir()`` (``mnist``, also into ``root``;
-        ``connect4`` into the cache only).
-    binarize_seed: seed of the one-off binarisation of the test set (any 64-bit integer).
+    Args:
+        root: a local folder with the files: the four IDX files for ``mnist``, the shared datasets
+            folder for ``mnist-offline`` (and ``mnist-default``, which then means the offline split
+            found there), ``connect-4.data`` for ``connect4``. ``mnist-bundled`` ships in the
+            package and takes no root.
+        download: fetch missing files into ``cache_dir()`` (``mnist``, also into ``root``;
+            ``connect4`` into the cache only).
+        binarize_seed: seed of the one-off binarisation of the test set (any 64-bit integer).
 
     A ``root`` or ``download`` the dataset would not use is an error, not silently ignored.
     """

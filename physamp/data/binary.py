@@ -26,14 +26,15 @@ __all__ = ["BinaryDataset", "binarize", "iterate_minibatches", "num_batches"]
 class BinaryDataset:
     """A dataset of binary vectors.
 
-    train: float32 (N, D), grey levels / Bernoulli probabilities in [0, 1] (re-binarise per use).
-    test: float32 (M, D) in {0, 1}, binarised once.
-    valid: optional float32 (K, D), same convention as ``test``.
-    *_labels: optional int64 (N,), (M,), (K,).
-    protocol: one sentence naming the data protocol and the binarisation seed, for figure captions.
-    image_shape: (28, 28) for MNIST, None for non-image data.
-    root, binarize_seed: where it was loaded from (None: the default place) and the seed of
-        the test set's binarisation, as given to :func:`physamp.data.load_dataset`.
+    Attributes:
+        train: float32 ``(N, D)``, grey levels / Bernoulli probabilities in [0, 1] (re-binarise per use).
+        test: float32 ``(M, D)`` in {0, 1}, binarised once.
+        valid: optional float32 ``(K, D)``, same convention as ``test``.
+        train_labels, test_labels, valid_labels: optional int64 ``(N,)``, ``(M,)``, ``(K,)``.
+        protocol: one sentence naming the data protocol and the binarisation seed, for figure captions.
+        image_shape: ``(28, 28)`` for MNIST, None for non-image data.
+        root, binarize_seed: where it was loaded from (None: the default place) and the seed of
+            the test set's binarisation, as given to :func:`physamp.data.load_dataset`.
     """
 
     train: torch.Tensor

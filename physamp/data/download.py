@@ -37,6 +37,7 @@ def digest_of(data_or_path: bytes | str | os.PathLike, algorithm: str = "md5") -
 
 
 def md5_of(data_or_path: bytes | str | os.PathLike) -> str:
+    """The md5 hex digest of bytes or of a file's contents (:func:`digest_of` with ``"md5"``)."""
     return digest_of(data_or_path, "md5")
 
 

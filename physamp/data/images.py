@@ -122,14 +122,15 @@ def load_image_dataset(
 ) -> ImageDataset:
     """Load the image dataset ``name`` (one of ``IMAGE_DATASETS``); see the module docstring.
 
-    root: the folder that holds the dataset's files; without it, ``cache_dir() / name``. For
-        ``mnist`` it is the shared datasets folder, and without it the offline files are searched
-        for (``find_shared_datasets``) and the bundled slice is the fallback.
-    download: fetch missing public files (SVHN, CIFAR-10) into that folder, checking their md5.
-        The other datasets have no public checksummed download, and asking for one is an error.
-    max_train, max_test: keep only the first that many images of each split (None: all).
-    dtype: ``torch.float32`` (default: pixels / 255 in [0, 1]) or ``torch.uint8`` (the raw 0..255
-        pixels, a quarter of the memory: full ImageNet 64x64 is 15.7 GB as uint8, 63 GB as float32).
+    Args:
+        root: the folder that holds the dataset's files; without it, ``cache_dir() / name``. For
+            ``mnist`` it is the shared datasets folder, and without it the offline files are searched
+            for (``find_shared_datasets``) and the bundled slice is the fallback.
+        download: fetch missing public files (SVHN, CIFAR-10) into that folder, checking their md5.
+            The other datasets have no public checksummed download, and asking for one is an error.
+        max_train, max_test: keep only the first that many images of each split (None: all).
+        dtype: ``torch.float32`` (default: pixels / 255 in [0, 1]) or ``torch.uint8`` (the raw 0..255
+            pixels, a quarter of the memory: full ImageNet 64x64 is 15.7 GB as uint8, 63 GB as float32).
     """
     if not isinstance(name, str):
         raise DatasetError(f"dataset name must be a string, got {name!r}; known: {', '.join(IMAGE_DATASETS)}")

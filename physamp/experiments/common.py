@@ -192,6 +192,7 @@ def train_and_evaluate(cell: dict) -> tuple[RBM, dict]:
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts as one level, keys joined by dots: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
     out = {}
     for k, v in d.items():
         name = f"{prefix}{k}"
@@ -203,6 +204,9 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
+    """Write ``rows`` (flattened, :func:`flatten`) as a CSV with the union of their columns.
+
+    Returns ``path``."""
     flat = [flatten(r) for r in rows]
     cols: list[str] = []
     for r in flat:

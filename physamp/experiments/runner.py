@@ -25,6 +25,7 @@ __all__ = [
 
 
 def available_experiments() -> list[str]:
+    """The names of ``EXPERIMENTS`` whose modules import in this installation."""
     out = []
     for name, module in EXPERIMENTS.items():
         try:
@@ -36,6 +37,7 @@ def available_experiments() -> list[str]:
 
 
 def load_experiment(name: str) -> ModuleType:
+    """The module of experiment ``name``; a ``ValueError`` names the known ones, or why it does not import."""
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; available: {', '.join(available_experiments())}")
     try:

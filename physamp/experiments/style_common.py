@@ -625,7 +625,7 @@ def _cell(x: Any) -> str:
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table of :func:`physamp.experiments.common.markdown_table` with :func:`_cell`'s numbers."""
+    """A Markdown table of :func:`physamp.experiments.common.markdown_table` with ``_cell``'s numbers."""
     return common.markdown_table(header, rows, fmt=_cell)
 
 

@@ -261,7 +261,9 @@ def _initial_to_chains(initial, params: RBMParams, num_samples: int) -> Chains:
 class Sampler(abc.ABC):
     """Base class of every physamp backend (see the module docstring).
 
-    Class attributes a backend sets:
+    A backend sets these class attributes.
+
+    Attributes:
         name: the registry name (``make_sampler(name)``).
         parameters: ``{option: description}`` of the options ``sample`` accepts as
             per-call overrides (dimod's ``parameters``).

@@ -24,19 +24,19 @@ Budget and ledger
 estimated access time of *all* its solver calls is compared with what is left
 (``budget - ledger.spent_s``); :class:`QPUBudgetExceeded` is raised before anything
 is sent. The :class:`QPULedger` is an append-only JSON-lines file, one object per
-line, each written in one ``write`` and ``fsync``'d before the next step goes on:
+line, each written in one ``write`` and ``fsync``'d before the next step goes on.
 
-``{"v": 1, "event": "submit", "call": 7, "time": "...Z", "label": "train", "solver": "...",
-"num_qubits": 1568, "num_reads": 100, "estimate_us": 42657.1}``
-    written *before* the call is sent (write-ahead): if the process dies during the
-    call, the call still counts, at its estimate.
-``{"v": 1, "event": "done", "call": 7, "time": "...Z", "problem_id": "...",
-"qpu_access_time_us": 42640.0, "source": "reported"}``
-    written as soon as the call returns. ``source`` is ``"reported"`` (the solver's
-    timing), ``"estimate"`` (no timing came back: the estimate counts) or ``"unknown"``
-    (neither: counted as 0, and listed in :meth:`QPULedger.summary` as ``uncounted_calls``).
-``{"v": 1, "event": "failed", "call": 7, "time": "...Z", "error": "DWaveConnectionError"}``
-    the call raised; whether the QPU ran it is unknown, so its estimate counts.
+- ``{"v": 1, "event": "submit", "call": 7, "time": "...Z", "label": "train", "solver": "...",
+  "num_qubits": 1568, "num_reads": 100, "estimate_us": 42657.1}`` is
+  written *before* the call is sent (write-ahead): if the process dies during the
+  call, the call still counts, at its estimate.
+- ``{"v": 1, "event": "done", "call": 7, "time": "...Z", "problem_id": "...",
+  "qpu_access_time_us": 42640.0, "source": "reported"}`` is
+  written as soon as the call returns. ``source`` is ``"reported"`` (the solver's
+  timing), ``"estimate"`` (no timing came back: the estimate counts) or ``"unknown"``
+  (neither: counted as 0, and listed in :meth:`QPULedger.summary` as ``uncounted_calls``).
+- ``{"v": 1, "event": "failed", "call": 7, "time": "...Z", "error": "DWaveConnectionError"}``:
+  the call raised; whether the QPU ran it is unknown, so its estimate counts.
 
 What a call counts (:meth:`QPULedger.calls`): the reported time when there is one,
 else its estimate, else 0. The ledger is read whole when it is opened; a run resumed

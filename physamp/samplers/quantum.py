@@ -1,7 +1,7 @@
 """Path-integral (Suzuki–Trotter) sampling of an RBM's transverse-field distribution.
 
 The distribution (DESIGN.md, :mod:`physamp.samplers.quantum_exact`): over **all** visible and
-hidden units,
+hidden units::
 
     H = H_Ising − Γ Σᵢ σˣᵢ,        p_Γ(v, h) = ⟨s| e^{−βH} |s⟩ / Tr e^{−βH},
 
@@ -146,7 +146,7 @@ class QuantumSampler(Sampler):
     Args:
         steps: sweeps per call (default 1000, as ``gibbs``; PCD-k passes ``steps=k``), or ``"auto"``:
             sweep in doubling blocks until the split-R̂ of the chains' slice-0 energies is at most
-            ``rhat_threshold``, at most ``max_steps`` sweeps (see :class:`~physamp.samplers.GibbsSampler`).
+            ``rhat_threshold``, at most ``max_steps`` sweeps (see :class:`.GibbsSampler`).
         gamma: the transverse field Γ >= 0, in the energy's units (required: no value is neutral --
             0 is classical Gibbs, and any Γ > 0 chooses a distribution; a device's freeze-out Γ
             depends on the model and the anneal). Γ = 0 runs classical block Gibbs on one slice.

@@ -1,6 +1,6 @@
 """The transverse-field (quantum) Boltzmann distribution, exactly, for models small enough to diagonalise.
 
-The convention, written once (DESIGN.md): over **all** spins (visible and hidden),
+The convention, written once (DESIGN.md): over **all** spins (visible and hidden)::
 
     H = H_Ising − Γ Σᵢ σˣᵢ,        p_Γ(s) = ⟨s| e^{−βH} |s⟩ / Tr e^{−βH},
 

@@ -9,7 +9,7 @@ shows it:
   ``<redacted>``, so no repr, config or report built from the backend holds it.
 - :func:`redact` scrubs every known token (the environment's, the config file's
   and every option token of this process, :func:`register_secret`) and anything
-  shaped like a Leap token (:data:`_TOKEN_PATTERN`: a short prefix, a dash and 32
+  shaped like a Leap token (``_TOKEN_PATTERN``: a short prefix, a dash and 32
   or more hex digits) from text about to be shown: error messages, reports.
 - :func:`install_log_redaction` rewrites every log record before any handler
   sees it. Ocean's cloud client logs its configuration, token included, at DEBUG
@@ -18,7 +18,7 @@ shows it:
 
 Reading the config file must not log (Ocean's ``load_config`` does, and the log
 hook would then read the config again: an endless recursion), so
-:func:`_config_token` reads the file with Ocean's non-logging loader, caches the
+``_config_token()`` reads the file with Ocean's non-logging loader, caches the
 result by the file's path and modification time, and is guarded against
 re-entry from the log hook.
 """

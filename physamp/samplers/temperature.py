@@ -232,7 +232,9 @@ def calibrate(
 ) -> CalibrationResult:
     """Adjust ``sampler``'s prefactor until the estimated ``β_eff · prefactor`` matches ``target_beta``.
 
-    See the module docstring for the iteration. Args:
+    See the module docstring for the iteration.
+
+    Args:
         sampler: a backend with a programmed scale (``dwave``; others are refused with the list).
         rbm: the model to calibrate on (β_eff can depend on the problem: calibrate on the one
             you will sample).

@@ -31,7 +31,7 @@ Paths
 On the CPU the uniforms come from numpy SFC64 words (a generator seeded from the caller's torch
 generator on every call, so the torch generator's state is the whole state): per block of one
 unit's ``M × N`` slices and chains, the 32-bit halves of its words in order, their top 24 bits for
-float32 logits and all 32 for float64. A small C kernel (:mod:`physamp.samplers._kernels`:
+float32 logits and all 32 for float64. A small C kernel (``physamp.samplers._kernels``:
 compiled on first use; ``PHYSAMP_COMPILED_DRAW=0`` turns it off) runs both passes over each
 block, in the logits' precision, with each message kept as the pair ``(α(0), α(1))`` normalised
 (sums of positive terms only, so float32 stays accurate however small ``tanh(εΓ)`` is), the

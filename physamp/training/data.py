@@ -161,7 +161,7 @@ class ResumableLoader:
             ``pin_memory``, ``persistent_workers``, ...). The batching arguments and
             ``generator`` belong to this class and are refused there.
 
-    ``next(loader)`` returns the next batch; :attr:`epoch` and :attr:`batch` are the
+    ``next(loader)`` returns the next batch; ``loader.epoch`` and ``loader.batch`` are the
     position of the batch it returns next. ``state_dict()`` holds that position and
     the order's config: loading the state of a different order is a ``ValueError``.
     """

@@ -80,6 +80,7 @@ def number_type(cast: type, *, strictly_positive: bool) -> Callable[[str], Any]:
         return value
 
     parse.__name__ = f"{bound} {name}"
+    parse.__doc__ = f"Parse a {bound} finite {name} from a command-line string (an argparse ``type``)."
     return parse
 
 

@@ -63,6 +63,7 @@ class _Eval:
 
 @torch.no_grad()
 def write_sample_grid(ali, z: torch.Tensor, path: str | Path, y=None, ncol: int = 10) -> Path:
+    """Decode ``z`` (labels ``y`` for conditional ALI) in eval mode and save the grid to ``path``."""
     with _Eval(ali):
         return save_grid(ali.decode(z, y), path, ncol)
 
@@ -71,6 +72,8 @@ def write_sample_grid(ali, z: torch.Tensor, path: str | Path, y=None, ncol: int 
 def write_reconstructions(
     ali, x: torch.Tensor, path: str | Path, y=None, *, eps: torch.Tensor | None = None, ncol: int = 10
 ) -> Path:
+    """Save ``x`` and its reconstructions ``decode(encode(x))`` side by side (originals in odd
+    columns); ``eps`` fixes the encoder's noise (default: a generator seeded with 0)."""
     if eps is None:  # never the global generator: drawing a figure must not shift training
         eps = ali.draw_eps(x.shape[0], torch.Generator().manual_seed(0))
     with _Eval(ali):

@@ -2,8 +2,8 @@
 
 ``q(x, z) = q(x) q(z | x)`` (the encoder's joint) and ``p(x, z) = p(z) p(x | z)`` (the
 decoder's joint, prior ``p(z) = N(0, I)``); the discriminator tells pairs of the
-first (label 1) from pairs of the second (label 0). See :mod:`.networks` for the
-tables and every choice the thesis leaves open, and :mod:`.train` for Algorithm 1.
+first (label 1) from pairs of the second (label 0). See :mod:`~physamp.models.ali.networks` for the
+tables and every choice the thesis leaves open, and :mod:`~physamp.models.ali.train` for Algorithm 1.
 
 Shapes: images ``x`` are ``(B, C, H, W)`` in [0, 1], latents ``z`` are
 ``(B, latent, 1, 1)``; for the toy both are ``(B, 2)``. ``discriminator(x, z)`` gives

@@ -14,7 +14,7 @@ Every image model has three players, split as the tables split them:
   is numerically stable).
 
 Choices where the thesis is silent or inconsistent (spec ``../shared/specs/ALI.md`` §2, §8)
---------------------------------------------------------------------------------------
+-------------------------------------------------------------------------------------------
 1. **Padding 0** everywhere: it reproduces every size the tables state (each encoder
    reaches 1×1, each decoder exactly 32×32 or 64×64). The authors' code agrees.
 2. **Layer order** op → batch norm → nonlinearity (the tables' column order; the code agrees).
@@ -97,14 +97,18 @@ class Layer:
 
 
 def conv(k: int, s: int, out: int, bn: bool, dropout: float, act: str) -> Layer:
+    """A convolution row of a table: kernel ``k``, stride ``s``, ``out`` channels, batch norm,
+    dropout, activation."""
     return Layer("conv", k, s, out, bn, dropout, act)
 
 
 def tconv(k: int, s: int, out: int, bn: bool, dropout: float, act: str) -> Layer:
+    """A transposed-convolution row of a table (the arguments of :func:`conv`)."""
     return Layer("tconv", k, s, out, bn, dropout, act)
 
 
 def linear(out: int, bn: bool, act: str, dropout: float = 0.0) -> Layer:
+    """A fully connected row of a table: ``out`` units, batch norm, activation, dropout."""
     return Layer("linear", 1, 1, out, bn, dropout, act)
 
 
@@ -442,6 +446,8 @@ class Stack(nn.Sequential):
 
 
 def build_stack(layers: Sequence[Layer], in_ch: int, spec: ModelSpec) -> Stack:
+    """The :class:`Stack` of ``layers`` on ``in_ch`` input channels, with the model's leaky slope
+    and maxout pieces."""
     return Stack(layers, in_ch, slope=spec.slope, pieces=spec.pieces)
 
 

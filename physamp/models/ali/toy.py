@@ -19,9 +19,9 @@ Protocol (thesis §5.4.5 as the spec, §5.1, gives it)
 Metrics. Thesis: only ``modes``. Ours (the issue asks for numbers per model): all the others.
     ``log_responsibilities(x)``
         log r_k(x) = log π_k + log N(x; μ_k, σ² I) − logsumexp_j(log π_j + log N(x; μ_j, σ² I)), in float64.
-        Because all π_k and all covariances are equal, the terms −|x|²/(2σ²), log π_k and the Gaussian
+        Because all π_k and all covariances are equal, the terms −‖x‖²/(2σ²), log π_k and the Gaussian
         normaliser are common to every k and cancel in the normalisation; they are dropped *before* the
-        logsumexp, leaving the logits (x·μ_k − |μ_k|²/2)/σ². That is the same quantity, but linear in x,
+        logsumexp, leaving the logits (x·μ_k − ‖μ_k‖²/2)/σ². That is the same quantity, but linear in x,
         so a sample far from every mode (x = (1e4, 0), (50, 50), anything finite below ~1e300) still gets
         finite log responsibilities and a well-defined argmax.
     ``assign_modes(x)``
@@ -49,9 +49,10 @@ Metrics. Thesis: only ``modes``. Ours (the issue asks for numbers per model): al
         relabelled ``n_permutations`` times at random (same m, n, same h) and
         p = (1 + #{permuted MMD²_u ≥ observed}) / (1 + n_permutations).
         The (m+n)² kernel matrix is never stored: it is built in row blocks (float32 on the centred,
-        h-scaled pool, summed in float64; |error| on MMD² < 1e-8 against float64 in our checks), and all
+        h-scaled pool, summed in float64; an error on MMD² < 1e-8 against float64 in our checks), and all
         permutations are evaluated in the same pass (one (1+P, m+n) @ (m+n, block) product per block).
         On one CPU core, m = n = 5,000: ~0.4 s; with 100 permutations ~0.8 s.
+
     ``toy_metrics(...)`` collects the applicable ones under the keys ``modes``, ``high_quality``,
     ``modes_high_quality`` (from model samples), ``recon_mse``, ``recon_same_mode`` (from data and its
     reconstructions), ``qz_pz_mmd`` (and ``qz_pz_mmd_p`` if permutations are asked for).
@@ -313,6 +314,7 @@ def toy_metrics(
     - from ``x_data`` and its reconstructions ``x_rec``: ``recon_mse``, ``recon_same_mode``;
     - from ``z_data`` (q(z): codes of data) and ``z_prior`` (samples of p(z)): ``qz_pz_mmd`` (unbiased
       MMD², median-heuristic bandwidth), plus ``qz_pz_mmd_p`` if ``mmd_permutations > 0``.
+
     Giving only one of a pair raises ``ValueError``.
     """
     out: dict[str, float | int] = {}

@@ -14,7 +14,7 @@ thesis (§3.4). It provides:
   are noisy at sampling time, batched over the noise draws.
 
 The annealing path (S&M §3: AIS, and the ratio of the partition functions of two RBMs)
--------------------------------------------------------------------------------------
+--------------------------------------------------------------------------------------
 The equations are numbered (A1)-(A5) here. They follow S&M's equations for
 ``p_k``, ``p*_k``, ``T_k`` and the weights of §3; this module does not give
 S&M's own equation numbers, because it has not checked them against the paper.

@@ -222,7 +222,7 @@ class RBM(LayerSizes, nn.Module):
         return free_energy(v, self.W, self.b, self.c, beta)
 
     def free_energy_hidden(self, h: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """F(h) = -β c·h - Σ_i softplus(β (b_i + hᵀW_·i)), so p(h) ∝ exp(-F(h)) at β."""
+        """``F(h) = -β c·h - Σ_i softplus(β (b_i + hᵀW[:, i]))``, so ``p(h) ∝ exp(-F(h))`` at β."""
         return free_energy(h, self.W.t(), self.c, self.b, beta)
 
     @torch.no_grad()

@@ -53,20 +53,21 @@ def _layer_weights(weights, layers: Sequence[str], what: str) -> dict[str, float
 
 
 class StyleLoss(nn.Module):
-    have_target: torch.Tensor | None  # a buffer (None until set_styles)
-    vgg: Any  # a loss network with .features(x, layers) -> {layer: activations}
     """Content and style losses of pastiches, per example, on a frozen loss network.
 
     Args:
         vgg: the loss network: ``vgg.features(x, layers) -> {layer: (B, C, H, W)}``.
         preprocess: maps RGB images in [0, 1] to the network's input (its weights' normalisation).
-        content_layers / style_layers: layer names (defaults: magenta's).
+        content_layers, style_layers: layer names (defaults: magenta's).
         content_weight: ``λ_c`` (a number for every content layer, or ``{layer: weight}``).
         style_weight: ``λ_s`` per style layer (a number, or ``{layer: weight}``).
 
     Call :meth:`set_styles` once with the style images; then :meth:`forward` gives
     ``(content_loss, style_loss)``, each ``(B,)`` and already weighted.
     """
+
+    have_target: torch.Tensor | None  # a buffer (None until set_styles)
+    vgg: Any  # a loss network with .features(x, layers) -> {layer: activations}
 
     def __init__(
         self,

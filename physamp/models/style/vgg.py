@@ -16,7 +16,7 @@ in RGB order. The network then takes RGB in every case: conversions that start f
 flip the input-channel axis of ``conv1_1``.
 
 Weight sources (:func:`fetch_vgg` converts each into one physamp file, see below)
--------------------------------------------------------------------------------
+---------------------------------------------------------------------------------
 ``"imagenet"``
     torchvision's ImageNet-1k classification weights, ``vgg16-397923af.pth`` from
     ``download.pytorch.org`` (528 MB with the classifier), fetched with
