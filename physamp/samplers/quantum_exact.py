@@ -121,15 +121,20 @@ def rbm_transverse_field_log_probs(
             f"{nh} hidden) in a 2^{n} x 2^{n} matrix, past the limit of {max_spins} (max_spins); use "
             "a smaller RBM"
         )
-    states = _basis(n)
+    return transverse_field_log_probs(_rbm_energies(params), gamma, beta, max_spins=max_spins)
+
+
+def _rbm_energies(params: RBMParams) -> torch.Tensor:
+    """``E(v, h)`` (float64) of every joint state, visible units first in the index bits."""
+    nv = params.n_visible
+    states = _basis(nv + params.n_hidden)
     v, h = states[:, :nv], states[:, nv:]
     W = params.W.detach().to(torch.float64).cpu()
     if params.mask is not None:
         W = W * params.mask.detach().to(torch.float64).cpu()
     b = params.b.detach().to(torch.float64).cpu()
     c = params.c.detach().to(torch.float64).cpu()
-    E = -(v @ b) - (h @ c) - ((h @ W) * v).sum(1)
-    return transverse_field_log_probs(E, gamma, beta, max_spins=max_spins)
+    return -(v @ b) - (h @ c) - ((h @ W) * v).sum(1)
 
 
 # --- the Trotterised model: what a path-integral sampler with M slices draws exactly ----------------
@@ -152,14 +157,7 @@ def _diagonal(model, max_spins: int) -> tuple[torch.Tensor, int]:
         nv, nh = params.n_visible, params.n_hidden
         n = nv + nh
         if n <= max_spins:
-            states = _basis(n)
-            v, h = states[:, :nv], states[:, nv:]
-            W = params.W.detach().to(torch.float64).cpu()
-            if params.mask is not None:
-                W = W * params.mask.detach().to(torch.float64).cpu()
-            b = params.b.detach().to(torch.float64).cpu()
-            c = params.c.detach().to(torch.float64).cpu()
-            E = -(v @ b) - (h @ c) - ((h @ W) * v).sum(1)
+            E = _rbm_energies(params)
     if n > max_spins:
         raise ValueError(
             f"the exact Trotterised distribution of {n} spins needs a 2^{n} x 2^{n} matrix, past the "
