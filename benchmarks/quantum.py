@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 from _timing import environment, finish  # noqa: E402
 from _timing import timeit as _timeit  # noqa: E402
+from samplers import make_models  # noqa: E402  (the same 784x500 and Chimera RBMs as samplers.py)
 
 import physamp  # noqa: E402
 from physamp.samplers import make_sampler  # noqa: E402
@@ -86,21 +87,6 @@ def timeit_pair(fa, fb, repeat: int) -> tuple[list[float], list[float]]:
             c.append(cpu)
     LAST_CPU[0][:], LAST_CPU[1][:] = ca, cb
     return ta, tb
-
-
-def make_models() -> dict[str, physamp.RBM]:
-    from physamp.topology import chimera_rbm
-
-    g = torch.Generator().manual_seed(SEED)
-    dense = physamp.RBM(784, 500, init_std=0.05, generator=g)
-    mask = chimera_rbm(14).mask
-    assert mask.shape == (784, 784) and int(mask.sum()) == 4592, "unexpected Chimera mask"
-    chimera = physamp.RBM(784, 784, mask=mask, init_std=0.05, generator=g)
-    for rbm in (dense, chimera):
-        with torch.no_grad():
-            rbm.b.copy_(0.1 * torch.randn(rbm.n_visible, generator=g))
-            rbm.c.copy_(0.1 * torch.randn(rbm.n_hidden, generator=g))
-    return {"dense": dense, "chimera": chimera}
 
 
 # --- 1. a quantum sweep against M classical gibbs sweeps ------------------------------------------
