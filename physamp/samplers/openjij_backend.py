@@ -87,6 +87,8 @@ import torch
 from physamp.energy import RBMParams
 from physamp.ising import to_ising_arrays
 from physamp.samplers.base import Chains, Sampler
+from physamp.samplers.quantum import DEFAULT_TROTTER as QUANTUM_DEFAULT_TROTTER
+from physamp.samplers.quantum import check_trotter
 from physamp.samplers.quantum_exact import check_gamma
 
 __all__ = ["OpenJijBackend", "openjij_point", "import_openjij", "INSTALL_HINT"]
@@ -96,7 +98,7 @@ INSTALL_HINT = 'the "openjij" sampler needs OpenJij, an optional extra: pip inst
 #: OpenJij's annealing parameter at the fixed point (see the module docstring): ``β_oj = β / s``.
 S_POINT = 0.5
 #: Default number of Trotter slices (the ``quantum`` backend's default too).
-DEFAULT_TROTTER = 16
+DEFAULT_TROTTER = QUANTUM_DEFAULT_TROTTER  # the same default as `quantum`
 METHODS = ("sqa", "sa")
 APIS = ("cxxjij", "sampler")
 
@@ -168,12 +170,6 @@ def _check_int(value, name: str, minimum: int, what: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum} ({what}), got {value!r}")
     return int(value)
-
-
-def _check_trotter(trotter) -> int:
-    return _check_int(
-        trotter, "trotter", 2, f"the number M of Trotter slices, ε = β/M; e.g. {DEFAULT_TROTTER}"
-    )
 
 
 def _check_steps(steps) -> int:
@@ -255,7 +251,7 @@ class OpenJijBackend(Sampler):
         self.num_threads = num_threads
         self.steps = _check_steps(steps)
         self.beta = beta  # checked by the protocol (Sampler.beta)
-        self.trotter = _check_trotter(trotter)
+        self.trotter = check_trotter(trotter)
         if gamma is None and method == "sqa":
             raise ValueError(
                 "the 'openjij' sampler with method='sqa' needs gamma, the transverse field Γ > 0 (e.g. "
@@ -394,7 +390,7 @@ class OpenJijBackend(Sampler):
         # attributes set since the constructor are checked too (a bad trotter crashes OpenJij's core)
         gamma = self._check_method_gamma(opts.get("gamma", self.gamma))
         sqa = self.method == "sqa"
-        M = _check_trotter(self.trotter) if sqa else 1
+        M = check_trotter(self.trotter) if sqa else 1
         nv, n = params.n_visible, params.n_visible + params.n_hidden
         t0 = time.perf_counter()
         upper, fields = self._ising(params)
