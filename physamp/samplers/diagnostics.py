@@ -82,6 +82,9 @@ __all__ = [
     "check_rhat_threshold",
     "check_min_ess",
     "check_max_steps",
+    "check_diagnostic_options",
+    "not_recorded",
+    "stack_records",
     "Check",
     "plan_checks",
     "RunReport",
@@ -373,6 +376,32 @@ def check_max_steps(value, name: str = "max_steps") -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer (cap on the sweeps of 'auto'), got {value!r}")
     return int(value)
+
+
+def check_diagnostic_options(
+    max_steps, rhat_threshold, min_ess, diagnostics
+) -> tuple[int, float, float | None, bool]:
+    """A chain backend's diagnostic options, checked: ``(max_steps, rhat_threshold, min_ess,
+    diagnostics)``, or a one-line ValueError. The one check of all four, for every backend."""
+    checked = check_max_steps(max_steps), check_rhat_threshold(rhat_threshold), check_min_ess(min_ess)
+    if not isinstance(diagnostics, bool):
+        raise ValueError(f"diagnostics must be True or False, got {diagnostics!r}")
+    return (*checked, diagnostics)
+
+
+def not_recorded(statistic: str, why: str = "diagnostics=False") -> dict[str, Any]:
+    """The ``info`` keys of a call that recorded no trace: NaN R̂ and ESS, no verdict, and why."""
+    reason = f"not computed: {why}"
+    return {"rhat": math.nan, "ess": math.nan, "converged": None,
+            "convergence": {"statistic": statistic, "reason": reason}}  # fmt: skip
+
+
+def stack_records(records: list) -> np.ndarray:
+    """Recorded per-chain statistics (1-D tensors, one per recording) as a float64 ``(chains, draws)``
+    array, the trace :func:`run_with_checks` diagnoses."""
+    import torch
+
+    return torch.stack(records, 1).to("cpu", torch.float64).numpy()
 
 
 @dataclass(frozen=True)

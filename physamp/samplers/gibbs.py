@@ -40,7 +40,15 @@ import torch
 from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler
 from physamp.samplers.bernoulli import Int32Bernoulli
-from physamp.samplers.diagnostics import check_sweeps_or_auto
+from physamp.samplers.diagnostics import (
+    check_diagnostic_options,
+    check_sweeps_or_auto,
+    not_recorded,
+    plan_checks,
+    run_with_checks,
+    stack_records,
+    warn_if_not_mixed,
+)
 from physamp.seeding import derive_seed
 
 __all__ = ["GibbsSampler", "GibbsKernel"]
@@ -280,16 +288,11 @@ class GibbsSampler(Sampler):
         diagnostics: bool = True,
         seed: int | None = None,
     ):
-        from physamp.samplers.diagnostics import check_max_steps, check_min_ess, check_rhat_threshold
-
         super().__init__(seed=seed, persistent=persistent)
         steps = check_sweeps_or_auto(steps)
-        self.max_steps = check_max_steps(max_steps)
-        self.rhat_threshold = check_rhat_threshold(rhat_threshold)
-        self.min_ess = check_min_ess(min_ess)
-        if not isinstance(diagnostics, bool):
-            raise ValueError(f"diagnostics must be True or False, got {diagnostics!r}")
-        self.diagnostics = diagnostics
+        self.max_steps, self.rhat_threshold, self.min_ess, self.diagnostics = check_diagnostic_options(
+            max_steps, rhat_threshold, min_ess, diagnostics
+        )
         rng = check_rng(rng)
         if init not in ("random", "zeros"):
             raise ValueError(f"init must be 'random' or 'zeros', got {init!r}")
@@ -359,8 +362,6 @@ class GibbsSampler(Sampler):
             else self.initial_visible(kernel, params, num_samples)
         )
         source = self.word_generator(params.device)
-        from physamp.samplers.diagnostics import warn_if_not_mixed
-
         report = None
         if steps == "auto" or self.diagnostics:
             vT, hT, report = _run_diagnosed(self, kernel, vT, steps, source)
@@ -377,19 +378,13 @@ class GibbsSampler(Sampler):
             info.update(report.info(_STATISTIC))
             warn_if_not_mixed(self.name, report, steps, self.max_steps, option="steps")
         else:
-            info.update(_NOT_RECORDED)
+            info.update(not_recorded(_STATISTIC))
         # (N, units) views of the unit-major states: Samples makes them contiguous when read
         return vT.t(), hT.t(), info
 
 
 # --- convergence diagnostics of the chains (physamp.samplers.diagnostics) ------------------------------
 _STATISTIC = "energy E(v, h) of the chains' joint states"
-_NOT_RECORDED = {
-    "rhat": float("nan"),
-    "ess": float("nan"),
-    "converged": None,
-    "convergence": {"statistic": _STATISTIC, "reason": "not computed: diagnostics=False"},
-}
 
 
 def _chain_energies(kernel: GibbsKernel, vT: torch.Tensor, hT: torch.Tensor) -> torch.Tensor:
@@ -414,8 +409,6 @@ def _run_diagnosed(sampler: GibbsSampler, kernel: GibbsKernel, vT: torch.Tensor,
     The sweeps run through ``kernel.run`` from one recording point to the next: the same draws
     in the same order as one ``kernel.run(vT, steps)``, so the chains are unchanged.
     """
-    from physamp.samplers.diagnostics import plan_checks, run_with_checks
-
     state: list[Any] = [vT, None]  # (vT, hT) after the latest sweeps
 
     def advance(n: int) -> None:
@@ -424,14 +417,11 @@ def _run_diagnosed(sampler: GibbsSampler, kernel: GibbsKernel, vT: torch.Tensor,
     def record() -> torch.Tensor:
         return _chain_energies(kernel, state[0], state[1])
 
-    def stack(records: list[torch.Tensor]):
-        return torch.stack(records, 1).to("cpu", torch.float64).numpy()
-
     checks = plan_checks(steps, sampler.max_steps)
     report = run_with_checks(
         advance,
         record,
-        stack,
+        stack_records,
         checks,
         auto=steps == "auto",
         threshold=sampler.rhat_threshold,

@@ -49,10 +49,9 @@ from physamp.samplers.diagnostics import (
     MIN_THIN,
     RHAT_THRESHOLD,
     RunReport,
-    check_max_steps,
-    check_min_ess,
-    check_rhat_threshold,
+    check_diagnostic_options,
     check_sweeps_or_auto,
+    not_recorded,
     plan_checks,
     run_with_checks,
     warn_if_not_mixed,
@@ -139,12 +138,9 @@ class NealSampler(Sampler):
                 "num_sweeps='auto' needs schedule='fixed' (an annealing schedule must know its length and "
                 "its chains are not at one beta until its end)"
             )
-        self.max_steps = check_max_steps(max_steps)
-        self.rhat_threshold = check_rhat_threshold(rhat_threshold)
-        self.min_ess = check_min_ess(min_ess)
-        if not isinstance(diagnostics, bool):
-            raise ValueError(f"diagnostics must be True or False, got {diagnostics!r}")
-        self.diagnostics = diagnostics
+        self.max_steps, self.rhat_threshold, self.min_ess, self.diagnostics = check_diagnostic_options(
+            max_steps, rhat_threshold, min_ess, diagnostics
+        )
         if acceptance not in ("Gibbs", "Metropolis"):
             raise ValueError(f"acceptance must be 'Gibbs' or 'Metropolis', got {acceptance!r}")
         self.beta = beta  # checked by the protocol (Sampler.beta)
@@ -288,8 +284,7 @@ class NealSampler(Sampler):
             warn_if_not_mixed(self.name, report, num_sweeps, self.max_steps, option="num_sweeps")
         else:
             why = "diagnostics=False" if not self.diagnostics else "the anneal schedule is not at one beta"
-            detail = {"statistic": _STATISTIC, "reason": f"not computed: {why}"}
-            info.update({"rhat": float("nan"), "ess": float("nan"), "converged": None, "convergence": detail})
+            info.update(not_recorded(_STATISTIC, why))
         return x[:, :nv], x[:, nv:], info
 
     def _run_diagnosed(

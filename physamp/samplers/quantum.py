@@ -38,7 +38,6 @@ is classical block Gibbs, and says so in ``info``.
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
@@ -46,7 +45,15 @@ import torch
 
 from physamp.energy import RBMParams
 from physamp.samplers.base import Chains, Sampler
-from physamp.samplers.diagnostics import check_sweeps_or_auto
+from physamp.samplers.diagnostics import (
+    check_diagnostic_options,
+    check_sweeps_or_auto,
+    not_recorded,
+    plan_checks,
+    run_with_checks,
+    stack_records,
+    warn_if_not_mixed,
+)
 from physamp.samplers.gibbs import GibbsKernel
 from physamp.samplers.quantum_exact import check_gamma
 from physamp.samplers.worldlines import sample_periodic_chains, trotter_coupling
@@ -213,8 +220,6 @@ class QuantumSampler(Sampler):
         min_ess: float | None = None,
         seed: int | None = None,
     ):
-        from physamp.samplers.diagnostics import check_max_steps, check_min_ess, check_rhat_threshold
-
         super().__init__(seed=seed, persistent=persistent)
         if gamma is None:
             raise ValueError(
@@ -231,12 +236,10 @@ class QuantumSampler(Sampler):
             raise ValueError(f"sparse must be 'auto', True or False, got {sparse!r}")
         if progress not in ("auto", True, False):
             raise ValueError(f"progress must be 'auto', True or False, got {progress!r}")
-        if not isinstance(diagnostics, bool):
-            raise ValueError(f"diagnostics must be True or False, got {diagnostics!r}")
-        self.init, self.sparse, self.progress, self.diagnostics = init, sparse, progress, diagnostics
-        self.max_steps = check_max_steps(max_steps)
-        self.rhat_threshold = check_rhat_threshold(rhat_threshold)
-        self.min_ess = check_min_ess(min_ess)
+        self.init, self.sparse, self.progress = init, sparse, progress
+        self.max_steps, self.rhat_threshold, self.min_ess, self.diagnostics = check_diagnostic_options(
+            max_steps, rhat_threshold, min_ess, diagnostics
+        )
         #: the visible and hidden worldlines ``(units, slices, N)`` of the last persistent call
         self._worldlines: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -324,8 +327,6 @@ class QuantumSampler(Sampler):
     # --- the call -------------------------------------------------------------------------------
     @torch.no_grad()
     def _sample(self, params: RBMParams, num_samples: int, initial: Chains | None, **opts):
-        from physamp.samplers.diagnostics import warn_if_not_mixed
-
         steps = check_sweeps_or_auto(opts.get("steps", self.steps), what="path-integral sweeps per call")
         beta = opts.get("beta", self.beta)  # a per-call beta is checked by Sampler.sample
         # the attributes are re-checked: a user may have set sampler.gamma / sampler.trotter since
@@ -382,14 +383,7 @@ class QuantumSampler(Sampler):
             info.update(report.info(_STATISTIC))
             warn_if_not_mixed(self.name, report, steps, self.max_steps, option="steps")
         else:
-            info.update(
-                {
-                    "rhat": math.nan,
-                    "ess": math.nan,
-                    "converged": None,
-                    "convergence": {"statistic": _STATISTIC, "reason": "not computed: diagnostics=False"},
-                }
-            )
+            info.update(not_recorded(_STATISTIC))
         # slice 0 as compact (N, units) copies, not views: a view would keep (and torch.save would
         # write, through the base class's chains in state_dict) the whole (units, M, N) buffer
         fmt = torch.contiguous_format
@@ -399,20 +393,16 @@ class QuantumSampler(Sampler):
 def _run_diagnosed(sampler: QuantumSampler, engine: _PathIntegral, steps):
     """``steps`` sweeps (or ``"auto"``) with slice 0's energies recorded as :func:`plan_checks` says;
     the sweeps run in pieces between the recording points, so the chains are those of one run."""
-    from physamp.samplers.diagnostics import plan_checks, run_with_checks
     from physamp.samplers.gibbs import _chain_energies
 
     def record() -> torch.Tensor:
         # ε E(v⁰, h⁰): the kernel holds ε W, ε b, ε c; R̂ and ESS are rank-based, so the scale is moot
         return _chain_energies(engine.kernel, engine.V[:, 0, :], engine.H[:, 0, :])
 
-    def stack(records: list[torch.Tensor]):
-        return torch.stack(records, 1).to("cpu", torch.float64).numpy()
-
     return run_with_checks(
         engine.run,
         record,
-        stack,
+        stack_records,
         plan_checks(steps, sampler.max_steps),
         auto=steps == "auto",
         threshold=sampler.rhat_threshold,
