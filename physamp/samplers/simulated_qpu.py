@@ -1068,10 +1068,15 @@ class SimulatedQPU(dimod.Sampler, dimod.Structured):
                     F = (Ak @ flat).reshape(b - a, M, m)  # local fields of one colour class, every slice
                     F += H[a:b]
                     F *= factor
-                    logits = torch.from_numpy(np.ascontiguousarray(F.transpose(1, 0, 2)))  # (M, class, m)
-                    x = torch.empty_like(logits)
-                    sample_periodic_chains(logits, coupling, generator=generator, out=x)
-                    S[a:b] = (2.0 * x.numpy() - 1.0).transpose(1, 0, 2)
+                    # (M, class, m) views of the fields and of this class's worldlines: the draw writes
+                    # {0, 1} into S in place, then s = 2x − 1 there (no copies)
+                    Sk = S[a:b]
+                    logits = torch.from_numpy(F).permute(1, 0, 2)
+                    sample_periodic_chains(
+                        logits, coupling, generator=generator, out=torch.from_numpy(Sk).permute(1, 0, 2)
+                    )
+                    Sk *= 2.0
+                    Sk -= 1.0
             out[:, start : start + m] = S[:, 0, :]
         return out[where].T  # back to labels order, one row per read
 
