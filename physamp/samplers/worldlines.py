@@ -333,11 +333,14 @@ def _kernel_draw(lib, logits3: torch.Tensor, coupling: float, bitgen, out3: torc
     )  # fmt: skip
 
 
+def _logistic(u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Standard logistic draws ``log u − log(1 − u)`` from uniforms ``u`` in (0, 1), in ``dtype``."""
+    return (u.log() - torch.log1p(-u)).to(dtype)
+
+
 def _torch_draw(logits: torch.Tensor, coupling: float, u: torch.Tensor) -> torch.Tensor:
     """The torch operations' draw from uniforms ``u`` (float64, logits' shape)."""
-    u = u.to(torch.float64)
-    noise = (u.log() - torch.log1p(-u)).to(logits.dtype)
-    return sample_periodic_chains(logits, coupling, noise=noise)
+    return sample_periodic_chains(logits, coupling, noise=_logistic(u.to(torch.float64), logits.dtype))
 
 
 def sample_periodic_chains(
@@ -368,7 +371,7 @@ def sample_periodic_chains(
     M = logits.shape[0]
     if noise is None and logits.device.type != "cpu":  # other devices: torch's own uniforms
         u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
-        noise = torch.log1p(-u).neg_().add_(u.log_())  # log u − log(1 − u): a standard logistic draw
+        noise = _logistic(u, logits.dtype)
     elif noise is None:
         seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
         bitgen = np.random.SFC64(seed)
@@ -382,8 +385,7 @@ def sample_periodic_chains(
                 return out
         B = int(np.prod(logits.shape[1:-1])) if logits.dim() > 2 else 1
         N = logits.shape[-1] if logits.dim() > 1 else 1
-        u = _uniforms(bitgen, M, B, N, logits.dtype).reshape(logits.shape)
-        noise = (u.log() - torch.log1p(-u)).to(logits.dtype)
+        noise = _logistic(_uniforms(bitgen, M, B, N, logits.dtype).reshape(logits.shape), logits.dtype)
     elif noise.shape != logits.shape:
         raise ValueError(f"noise has shape {tuple(noise.shape)}, expected the logits' {tuple(logits.shape)}")
     if out is None:
